@@ -1,0 +1,24 @@
+//! hsm-audit's normalizer: PKCS#11 call events in, `CloudHsmServiceOperationAuditLogs`
+//! rows out.
+//!
+//! Data flows one way: [`event::Event`] (sent by the shim) → [`writer`] thread →
+//! [`transform::Normalizer`] (catalog lookup, naming) → [`row::Row`] → [`sink`]s.
+
+#![deny(missing_docs)]
+
+pub mod catalog;
+pub mod config;
+pub mod context;
+pub mod event;
+pub mod function;
+pub mod names;
+pub mod row;
+pub mod sink;
+pub mod transform;
+pub mod writer;
+
+pub use config::Config;
+pub use event::{Event, Origin};
+pub use function::FunctionId;
+pub use row::Row;
+pub use writer::{Msg, Writer};
