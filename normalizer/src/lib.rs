@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod event;

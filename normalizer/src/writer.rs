@@ -135,7 +135,12 @@ impl Pipeline {
     }
 }
 
+/// Diagnostics of writer threads go here when set (the shim sets its own, so that a host
+/// application's global `tracing` subscriber is neither replaced nor flooded).
+pub static DIAGNOSTICS: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+
 fn run(rx: Receiver<Msg>, normalizer: Normalizer, sinks: Vec<Box<dyn Sink>>, interval: Duration) {
+    let _diagnostics = DIAGNOSTICS.get().map(tracing::dispatcher::set_default);
     let mut p = Pipeline {
         normalizer,
         sinks,
@@ -143,6 +148,7 @@ fn run(rx: Receiver<Msg>, normalizer: Normalizer, sinks: Vec<Box<dyn Sink>>, int
     };
     let mut dirty_since: Option<Instant> = None;
     loop {
+        crate::clock::rebase();
         let wait = dirty_since.map_or(interval, |t| interval.saturating_sub(t.elapsed()));
         match rx.recv_timeout(wait) {
             Ok(msg) => {
