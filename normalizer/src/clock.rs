@@ -9,10 +9,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 static WALL_MINUS_MONO_NS: AtomicI64 = AtomicI64::new(i64::MIN);
 
 fn read(clock: libc::clockid_t) -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; both clocks exist on every Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// Monotonic nanoseconds (arbitrary origin).

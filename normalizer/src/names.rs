@@ -128,8 +128,8 @@ ckr_names!(
 pub fn result_signature(rv: u64) -> String {
     match ckr_name(rv) {
         Some(name) => name.to_owned(),
-        None if rv >= CKR_VENDOR_DEFINED as u64 => {
-            format!("CKR_VENDOR_DEFINED+0x{:x}", rv - CKR_VENDOR_DEFINED as u64)
+        None if rv >= CKR_VENDOR_DEFINED => {
+            format!("CKR_VENDOR_DEFINED+0x{:x}", rv - CKR_VENDOR_DEFINED)
         }
         None => format!("0x{rv:08x}"),
     }
