@@ -1,1 +1,194 @@
+//! Test harness: a real SoftHSM2 token in a temporary directory, the built shim, and
+//! helpers to read the rows it wrote.
+//!
+//! The shim reads its configuration once per process, and SoftHSM reads `SOFTHSM2_CONF` at
+//! `C_Initialize`, so every workload runs in a child process with its own environment
+//! ([`Token::command`]); tests compare what those children print and write.
 
+use normalizer::row::{parse_line, Row};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// SoftHSM2's module, `SOFTHSM2_MODULE` or the Debian path.
+pub fn softhsm_module() -> PathBuf {
+    let path = std::env::var_os("SOFTHSM2_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"));
+    assert!(
+        path.exists(),
+        "SoftHSM2 module {} not found: install softhsm2 (apt-get install softhsm2) or set SOFTHSM2_MODULE",
+        path.display()
+    );
+    path
+}
+
+/// The directory cargo writes this profile's artifacts to (`target/debug` or `target/release`).
+fn profile_dir() -> PathBuf {
+    // Test and bench executables live in `<profile>/deps/`, binaries in `<profile>/`.
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().expect("exe dir");
+    if dir.ends_with("deps") {
+        dir.parent().expect("profile dir").to_owned()
+    } else {
+        dir.to_owned()
+    }
+}
+
+/// The built shim, `libhsm_audit_pkcs11.so`, built first if needed (same profile as the tests).
+pub fn shim_path() -> &'static Path {
+    static SHIM: OnceLock<PathBuf> = OnceLock::new();
+    SHIM.get_or_init(|| {
+        if let Some(p) = std::env::var_os("HSM_AUDIT_SHIM") {
+            return PathBuf::from(p);
+        }
+        // A cdylib is not built for a dependent crate, so build it here; cargo makes this a
+        // no-op when it is current.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "pkcs11-shim"]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build -p pkcs11-shim");
+        assert!(status.success(), "cargo build -p pkcs11-shim failed");
+        let path = profile_dir().join("libhsm_audit_pkcs11.so");
+        assert!(path.exists(), "{} missing after build", path.display());
+        path
+    })
+}
+
+/// A binary of this crate (built by cargo alongside the tests).
+pub fn bin_path(name: &str) -> PathBuf {
+    let path = profile_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} not built (cargo builds bins for integration tests)",
+        path.display()
+    );
+    path
+}
+
+/// A SoftHSM2 token of its own, in a temporary directory, with an output directory for rows.
+pub struct Token {
+    dir: tempfile::TempDir,
+    /// Token label.
+    pub label: String,
+    /// User PIN.
+    pub user_pin: String,
+    /// Security officer PIN.
+    pub so_pin: String,
+}
+
+impl Token {
+    /// Creates and initialises a token with the given label and PINs.
+    pub fn new(label: &str, user_pin: &str, so_pin: &str) -> Token {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("tokens")).expect("token dir");
+        std::fs::create_dir_all(dir.path().join("out")).expect("out dir");
+        std::fs::write(
+            dir.path().join("softhsm2.conf"),
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                dir.path().join("tokens").display()
+            ),
+        )
+        .expect("softhsm2.conf");
+        // An empty config file, so a host's /etc/hsm-audit/hsm-audit.toml never applies.
+        std::fs::write(dir.path().join("hsm-audit.toml"), "").expect("hsm-audit.toml");
+        let token = Token {
+            dir,
+            label: label.into(),
+            user_pin: user_pin.into(),
+            so_pin: so_pin.into(),
+        };
+        let out = Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", token.softhsm_conf())
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                label,
+                "--pin",
+                user_pin,
+                "--so-pin",
+                so_pin,
+            ])
+            .output()
+            .expect("softhsm2-util not found: install softhsm2");
+        assert!(
+            out.status.success(),
+            "softhsm2-util: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        token
+    }
+
+    /// A token with ordinary test values.
+    pub fn default_test() -> Token {
+        Token::new("hsm-audit-test", "1234", "12345678")
+    }
+
+    /// The token's `SOFTHSM2_CONF`.
+    pub fn softhsm_conf(&self) -> PathBuf {
+        self.dir.path().join("softhsm2.conf")
+    }
+
+    /// Where the shim writes rows for this token's workloads.
+    pub fn out_dir(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// The temporary directory (for extra files a test needs).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A command with this token's environment: `SOFTHSM2_CONF`, and the shim pointed at
+    /// SoftHSM with rows going to [`Token::out_dir`]. Inherited `HSM_AUDIT_*` variables
+    /// are cleared so the developer's environment cannot leak in.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("HSM_AUDIT_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("SOFTHSM2_CONF", self.softhsm_conf())
+            .env("HSM_AUDIT_CONFIG", self.dir.path().join("hsm-audit.toml"))
+            .env("HSM_AUDIT_MODULE", softhsm_module())
+            .env("HSM_AUDIT_OUTPUT", self.out_dir());
+        cmd
+    }
+}
+
+/// Every row in `dir`'s row files, in file then line order.
+pub fn read_rows(dir: &Path) -> Vec<Row<'static>> {
+    let mut rows = Vec::new();
+    for file in normalizer::sink::jsonl::row_files(dir).unwrap_or_default() {
+        let text = std::fs::read_to_string(&file).expect("read row file");
+        for (i, line) in text.lines().enumerate() {
+            let row = parse_line(line)
+                .unwrap_or_else(|e| panic!("{}:{}: {e}: {line}", file.display(), i + 1));
+            rows.push(row.into_owned());
+        }
+    }
+    rows
+}
+
+/// Every byte the shim wrote under `dir` (all files, recursively), for secret scans.
+pub fn all_output_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.push((p, bytes));
+            }
+        }
+    }
+    out
+}
