@@ -15,6 +15,7 @@ pub mod function;
 pub mod names;
 pub mod row;
 pub mod sink;
+pub mod summary;
 pub mod transform;
 pub mod writer;
 

@@ -37,9 +37,19 @@ fn main() -> ExitCode {
         Command::Config => print!("{}", normalizer::config::markdown()),
         Command::Columns => print!("{}", normalizer::row::markdown()),
         Command::Summary { dir } => {
-            let _ = dir;
-            eprintln!("hsm-audit summary: not yet implemented");
-            return ExitCode::FAILURE;
+            match normalizer::summary::summarize_dir(&dir, normalizer::summary::TOP_N) {
+                Ok(summary) => {
+                    print!("{}", summary.render());
+                    if summary.rows() == 0 {
+                        eprintln!("hsm-audit summary: no rows in {}", dir.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("hsm-audit summary: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
         }
     }
     ExitCode::SUCCESS
