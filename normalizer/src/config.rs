@@ -297,6 +297,11 @@ mod tests {
         let e = Config::load_with(&env(&[(CONFIG_ENV, "/nonexistent/x.toml")])).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x.toml"), "{e}");
 
+        let e = Config::load_with(&env(&[("HSM_AUDIT_RESOURCE_ID", "/subscriptions/x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`resource_id`") && !e.contains('\n'), "{e}");
+
         let c = Config::load_with(&env(&[])).unwrap();
         assert!(c
             .module_path()

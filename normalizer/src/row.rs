@@ -100,6 +100,22 @@ pub fn parse_line(line: &str) -> Result<Row<'_>, serde_json::Error> {
     serde_json::from_str(line)
 }
 
+/// The columns as a Markdown table (what the README shows).
+pub fn markdown() -> String {
+    let mut out = String::from("| column | type | Azure table | meaning |\n|---|---|---|---|\n");
+    for c in COLUMNS {
+        let azure = if c.azure { "yes" } else { "ours" };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            c.name,
+            c.kind,
+            azure,
+            c.description.trim()
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,20 +186,4 @@ mod tests {
             assert!(!c.description.is_empty());
         }
     }
-}
-
-/// The columns as a Markdown table (what the README shows).
-pub fn markdown() -> String {
-    let mut out = String::from("| column | type | Azure table | meaning |\n|---|---|---|---|\n");
-    for c in COLUMNS {
-        let azure = if c.azure { "yes" } else { "ours" };
-        out.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
-            c.name,
-            c.kind,
-            azure,
-            c.description.trim()
-        ));
-    }
-    out
 }

@@ -138,3 +138,131 @@ impl Sink for ArchiveSink {
         self.write_pending()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::event::Event;
+    use crate::function::FunctionId;
+    use crate::writer::{Msg, Writer};
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    const ID: &str = "/subscriptions/361da5d4-a47a-4c79-afdd-0123456789ab/resourceGroups/rg-hsm/providers/Microsoft.HardwareSecurityModules/cloudHsmClusters/chsm1";
+    const ID_UPPER: &str = "/SUBSCRIPTIONS/361DA5D4-A47A-4C79-AFDD-0123456789AB/RESOURCEGROUPS/RG-HSM/PROVIDERS/MICROSOFT.HARDWARESECURITYMODULES/CLOUDHSMCLUSTERS/CHSM1";
+    /// 2025-11-21T22:59:59Z, one second before the hour turns.
+    const T0: u64 = 1_763_765_999_000_000_000;
+
+    fn lines(path: &Path) -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn writer_writes_documented_path_and_record_shape_next_to_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            output: dir.path().to_owned(),
+            resource_id: Some(ID.into()),
+            hsm_instance: "hsm1".into(),
+            ..Config::default()
+        };
+        let w = Writer::spawn(&config).unwrap();
+        for (i, f) in [
+            FunctionId::Login,
+            FunctionId::Sign,
+            FunctionId::DestroyObject,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // The third call lands in the next hour, so in the next PT1H.json.
+            let t = T0 + i as u64 * 600_000_000;
+            w.sender()
+                .send(Msg::Event(Event::new(f, 0, t, 2_500_000)))
+                .unwrap();
+        }
+        assert!(w.flush(Duration::from_secs(10)));
+        let base = dir.path().join(format!(
+            "insights-logs-hsmserviceoperations/resourceId={ID_UPPER}/y=2025/m=11/d=21"
+        ));
+        let first = lines(&base.join("h=22/m=00/PT1H.json"));
+        let second = lines(&base.join("h=23/m=00/PT1H.json"));
+        assert_eq!((first.len(), second.len()), (2, 1));
+        let r = &first[0];
+        assert_eq!(r["time"], "2025-11-21T22:59:59.000000Z");
+        assert_eq!(r["resourceId"], ID_UPPER);
+        assert_eq!(r["operationName"], "CN_LOGIN");
+        assert_eq!(r["category"], "HsmServiceOperations");
+        assert_eq!(r["resultType"], "Success");
+        assert_eq!(r["resultSignature"], "CKR_OK");
+        assert_eq!(r["durationMs"], 2);
+        assert!(r["callerIpAddress"].is_string());
+        let p = r["properties"].as_object().unwrap();
+        assert_eq!(p["HsmInstance"], "hsm1");
+        assert_eq!(p["WriterId"], w.writer_id());
+        assert_eq!(p["SequenceNo"], 1);
+        assert_eq!(p["Pkcs11Function"], "C_Login");
+        // Every column is somewhere, once: top level or properties.
+        let top = r.as_object().unwrap().len() - 3; // resourceId, category, properties
+        assert_eq!(top + p.len(), crate::row::COLUMNS.len());
+        assert_eq!(second[0]["operationName"], "CN_TOMBSTONE_OBJECT");
+        // The plain rows are still written, and the archive is not taken for a row file.
+        let rows = crate::sink::jsonl::row_files(dir.path()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            std::fs::read_to_string(&rows[0]).unwrap().lines().count(),
+            3
+        );
+    }
+
+    #[test]
+    fn concurrent_appenders_never_interleave_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = ResourceId::parse(ID).unwrap();
+        let per_thread = 3000u64;
+        std::thread::scope(|s| {
+            for w in 0..4 {
+                let (root, id) = (dir.path(), &id);
+                s.spawn(move || {
+                    // Each thread has its own descriptor, as separate processes would.
+                    let mut sink = ArchiveSink::new(root, id);
+                    let normalizer_ctx = crate::context::Context::current(&Config::default());
+                    let mut n = crate::transform::Normalizer::new(crate::context::Context {
+                        writer_id: format!("w{w}"),
+                        ..normalizer_ctx
+                    });
+                    for i in 0..per_thread {
+                        let row = n.row(&Event::new(FunctionId::Sign, 0, T0 - 1_000_000 * i, 1));
+                        sink.accept(&row).unwrap();
+                        if i % 37 == 0 {
+                            sink.flush().unwrap();
+                        }
+                    }
+                    sink.flush().unwrap();
+                });
+            }
+        });
+        let path = dir.path().join(ArchiveSink::relative_path(
+            &id.upper(),
+            "2025-11-21T22:59:59Z",
+        ));
+        let records = lines(&path);
+        assert_eq!(records.len() as u64, 4 * per_thread);
+        let ids: HashSet<(String, u64)> = records
+            .iter()
+            .map(|r| {
+                let p = &r["properties"];
+                (
+                    p["WriterId"].as_str().unwrap().to_owned(),
+                    p["SequenceNo"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(ids.len() as u64, 4 * per_thread);
+    }
+}

@@ -99,7 +99,7 @@ impl Batch {
         } else {
             self.body.len() + 1 + json.len() + 1
         };
-        let span_ok = self.span.is_none_or(|(lo, hi)| {
+        let span_ok = self.span.map_or(true, |(lo, hi)| {
             let (lo, hi) = (lo.min(t), hi.max(t));
             hi - lo <= limits.max_span
         });
@@ -189,11 +189,7 @@ impl Planner {
             batch.push(&p.json, p.time);
             batch.cover(&p.file, p.ino, p.start, p.end);
         }
-        loop {
-            let Some(line) = self.next_line()? else {
-                break;
-            };
-            let (name, ino, start, end, text) = line;
+        while let Some((name, ino, start, end, text)) = self.next_line()? {
             match parse(&text) {
                 Ok((json, time)) => {
                     if json.len() + 2 > self.limits.max_bytes {
@@ -410,7 +406,7 @@ mod tests {
         assert!(p.next_batch().unwrap().is_none());
         // Completing the line makes it available from the saved position.
         let mut f = std::fs::OpenOptions::new().append(true).open(&a).unwrap();
-        f.write_all(full[20..].as_bytes()).unwrap();
+        f.write_all(&full.as_bytes()[20..]).unwrap();
         let positions: Positions = batch.positions().map(|(n, p)| (n.to_owned(), p)).collect();
         let mut p = Planner::new(vec![a.clone()], positions.clone(), Limits::default());
         assert_eq!(p.next_batch().unwrap().unwrap().rows, 1);
