@@ -179,6 +179,25 @@ fn every_row_arrives_once_through_throttling_errors_drops_and_slow_replies() {
     let again = run(&opts, &fake.env()).unwrap();
     assert_eq!(again.rows, 0);
     assert_exactly_once(&fake, &expected);
+    // A rotated-away file leaves the checkpoint at the next accepted batch.
+    let checkpoint = dir
+        .path()
+        .join(format!(".hsm-audit-upload-{DCR}-{STREAM}.json"));
+    let saved = |f: &str| std::fs::read_to_string(&checkpoint).unwrap().contains(f);
+    assert!(saved("pid11.jsonl"));
+    std::fs::remove_file(dir.path().join("hsm-audit-2025-11-21-pid11.jsonl")).unwrap();
+    let more = append_rows(
+        dir.path(),
+        "hsm-audit-2025-11-22-pid14.jsonl",
+        "w14",
+        1,
+        5,
+        1_763_800_000,
+        1,
+    );
+    assert_eq!(run(&opts, &fake.env()).unwrap().rows, 5);
+    assert!(!saved("pid11.jsonl") && saved("pid14.jsonl"));
+    assert_exactly_once(&fake, &[expected, more].concat());
 }
 
 #[test]

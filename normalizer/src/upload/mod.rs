@@ -117,9 +117,15 @@ pub fn run(
     out: &mut dyn std::io::Write,
 ) -> Result<Summary, UploadError> {
     client::check_url(&opts.endpoint, "--endpoint").map_err(UploadError::Other)?;
-    if !opts.stream.starts_with("Custom-") {
+    let stream_ok = opts.stream.strip_prefix("Custom-").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    });
+    if !stream_ok {
         return Err(UploadError::Other(format!(
-            "--stream {:?}: DCR stream names start with Custom- (e.g. {})",
+            "--stream {:?}: DCR stream names are Custom- and letters, digits, '_' or '-' (e.g. {})",
             opts.stream,
             crate::schema::STREAM
         )));
@@ -160,6 +166,13 @@ pub fn run(
     loop {
         let files = crate::sink::jsonl::row_files(&opts.dir)
             .map_err(|e| UploadError::Other(format!("cannot list {}: {e}", opts.dir.display())))?;
+        // Files removed since (rotated away) need no position; a file re-created under the
+        // same name is told apart by its inode anyway.
+        store.state.files.retain(|name, _| {
+            files
+                .iter()
+                .any(|f| f.file_name().is_some_and(|n| n.to_string_lossy() == *name))
+        });
         let mut planner = Planner::new(files, store.state.files.clone(), opts.limits);
         if let Some(bar) = &bar {
             bar.set_length(bar.position() + planner.remaining_bytes());
