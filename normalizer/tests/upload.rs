@@ -348,7 +348,7 @@ fn dry_run_lists_batches_and_sends_nothing() {
 }
 
 #[test]
-fn managed_identity_tokens_are_used() {
+fn managed_identity_tokens_are_used_and_renewed_when_refused() {
     let dir = tempfile::tempdir().unwrap();
     let expected = append_rows(
         dir.path(),
@@ -359,10 +359,11 @@ fn managed_identity_tokens_are_used() {
         1_763_762_603,
         1,
     );
-    let fake = Fake::start(vec![]);
+    // The service refuses the first token once: the uploader fetches a fresh one and resends.
+    let fake = Fake::start(vec![Fault::Status(401)]);
     run(&options(&fake, dir.path()), &fake.managed_identity_env()).unwrap();
     assert_exactly_once(&fake, &expected);
-    assert_eq!(fake.with(|s| s.token_requests), 1);
+    assert_eq!(fake.with(|s| s.token_requests), 2);
 }
 
 #[test]
