@@ -17,6 +17,7 @@ use client::{Ingestion, RetryPolicy};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use time::format_description::well_known::Rfc3339;
 
 /// Everything `hsm-audit upload` is told.
 #[derive(Clone, Debug)]
@@ -182,10 +183,6 @@ pub fn run(
                 .next_batch()
                 .map_err(|e| UploadError::Other(e.to_string()))?;
             let Some(batch) = batch else { break };
-            for s in &batch.skipped {
-                let _ = writeln!(out, "skipped: {s}");
-            }
-            summary.skipped.extend(batch.skipped.iter().cloned());
             match &mut ingestion {
                 None => {
                     if batch.rows > 0 {
@@ -206,6 +203,10 @@ pub fn run(
                         .map_err(UploadError::Other)?;
                 }
             }
+            for s in &batch.skipped {
+                let _ = writeln!(out, "skipped: {s}");
+            }
+            summary.skipped.extend(batch.skipped.iter().cloned());
             if batch.rows > 0 {
                 summary.batches += 1;
                 summary.rows += batch.rows as u64;
@@ -232,8 +233,9 @@ pub fn run(
 }
 
 fn describe(n: u64, batch: &Batch) -> String {
+    let rfc3339 = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
     let span = batch.span.map_or(String::new(), |(lo, hi)| {
-        format!(", TimeGenerated {lo} .. {hi}")
+        format!(", TimeGenerated {} .. {}", rfc3339(lo), rfc3339(hi))
     });
     let from: Vec<String> = batch
         .segments
