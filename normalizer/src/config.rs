@@ -165,6 +165,8 @@ config_keys! {
     log_level: String = "warn".to_owned(), "warn", "HSM_AUDIT_LOG_LEVEL";
     /// Diagnostic log file; unset means standard error.
     log_file: Option<PathBuf> = None, "(stderr)", "HSM_AUDIT_LOG_FILE";
+    /// Cloud HSM cluster resource id; when set, rows are also written in the Azure storage archive layout under `output`.
+    resource_id: Option<String> = None, "(none)", "HSM_AUDIT_RESOURCE_ID";
 }
 
 impl Config {
@@ -212,6 +214,12 @@ impl Config {
                 key: "flush_interval_ms",
                 reason: "must be at least 1".into(),
             });
+        }
+        if let Some(id) = &self.resource_id {
+            crate::resource_id::ResourceId::parse(id).map_err(|reason| ConfigError::Invalid {
+                key: "resource_id",
+                reason,
+            })?;
         }
         Ok(())
     }
@@ -288,6 +296,11 @@ mod tests {
 
         let e = Config::load_with(&env(&[(CONFIG_ENV, "/nonexistent/x.toml")])).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x.toml"), "{e}");
+
+        let e = Config::load_with(&env(&[("HSM_AUDIT_RESOURCE_ID", "/subscriptions/x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`resource_id`") && !e.contains('\n'), "{e}");
 
         let c = Config::load_with(&env(&[])).unwrap();
         assert!(c

@@ -13,10 +13,13 @@ pub mod context;
 pub mod event;
 pub mod function;
 pub mod names;
+pub mod resource_id;
 pub mod row;
+pub mod schema;
 pub mod sink;
 pub mod summary;
 pub mod transform;
+pub mod upload;
 pub mod writer;
 
 pub use config::Config;

@@ -9,7 +9,8 @@
 use crate::config::Config;
 use crate::context::Context;
 use crate::event::Event;
-use crate::sink::{jsonl::JsonlSink, Sink};
+use crate::resource_id::ResourceId;
+use crate::sink::{archive::ArchiveSink, jsonl::JsonlSink, Sink};
 use crate::transform::Normalizer;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::io;
@@ -35,7 +36,8 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts a writer for this process with the JSON Lines sink in `config.output`.
+    /// Starts a writer for this process with the JSON Lines sink in `config.output`, plus
+    /// the archive sink there when `resource_id` is set.
     pub fn spawn(config: &Config) -> io::Result<Writer> {
         let context = Context::current(config);
         let sink =
@@ -48,7 +50,17 @@ impl Writer {
                     ),
                 )
             })?;
-        Writer::spawn_with(config, context, vec![Box::new(sink)])
+        let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(sink)];
+        if let Some(id) = &config.resource_id {
+            let id = ResourceId::parse(id).map_err(|reason| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("config key `resource_id` is invalid: {reason}"),
+                )
+            })?;
+            sinks.push(Box::new(ArchiveSink::new(&config.output, &id)));
+        }
+        Writer::spawn_with(config, context, sinks)
     }
 
     /// Starts a writer with the given context and sinks.
@@ -128,7 +140,7 @@ impl Pipeline {
 
     /// Logs write failures at most once a minute, so a full disk does not flood the log.
     fn report(last: &mut Option<Instant>, e: &io::Error) {
-        if last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+        if last.map_or(true, |t| t.elapsed() > Duration::from_secs(60)) {
             tracing::error!("hsm-audit: cannot write audit rows: {e}");
             *last = Some(Instant::now());
         }

@@ -1,5 +1,6 @@
 //! Sinks: where rows go. Each receives typed rows, never pre-rendered strings.
 
+pub mod archive;
 pub mod jsonl;
 
 use crate::row::Row;
