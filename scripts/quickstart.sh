@@ -35,8 +35,10 @@ p11 "${login[@]}" --keygen --key-type AES:32 --label app-aes --id 03 >/dev/null
 head -c 1000 /dev/urandom >"$work/data"
 p11 "${login[@]}" --sign --mechanism SHA256-RSA-PKCS --id 01 -i "$work/data" -o "$work/rsa.sig" >/dev/null
 p11 "${login[@]}" --verify --mechanism SHA256-RSA-PKCS --id 01 -i "$work/data" --signature-file "$work/rsa.sig" >/dev/null
-p11 "${login[@]}" --sign --mechanism ECDSA-SHA256 --id 02 -i "$work/data" -o "$work/ec.sig" >/dev/null
-p11 "${login[@]}" --verify --mechanism ECDSA-SHA256 --id 02 -i "$work/data" --signature-file "$work/ec.sig" >/dev/null
+# SoftHSM 2.6 has no CKM_ECDSA_SHA256: hash in the HSM, then sign the digest with CKM_ECDSA.
+p11 --hash --mechanism SHA256 -i "$work/data" -o "$work/data.sha256" >/dev/null
+p11 "${login[@]}" --sign --mechanism ECDSA --id 02 -i "$work/data.sha256" -o "$work/ec.sig" >/dev/null
+p11 "${login[@]}" --verify --mechanism ECDSA --id 02 -i "$work/data.sha256" --signature-file "$work/ec.sig" >/dev/null
 p11 "${login[@]}" --list-objects >/dev/null
 p11 "${login[@]}" --set-id 04 --id 03 --type secrkey >/dev/null
 p11 --login --pin 0000 --list-objects >/dev/null 2>&1 || true # a wrong PIN, to show a failure
