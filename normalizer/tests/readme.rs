@@ -36,7 +36,10 @@ fn readme_tables_match_the_code() {
         return;
     }
     for (name, body) in sections() {
-        assert!(readme.contains(&body), "README.md's {name} table is stale: rerun with HSM_AUDIT_BLESS=1");
+        assert!(
+            readme.contains(&body),
+            "README.md's {name} table is stale: rerun with HSM_AUDIT_BLESS=1"
+        );
     }
     assert_eq!(readme, expected);
 }

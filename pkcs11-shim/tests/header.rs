@@ -32,5 +32,39 @@ fn header_is_current() {
         std::fs::write(&header, &generated).unwrap();
     }
     let current = std::fs::read_to_string(&header).unwrap_or_default();
-    assert_eq!(current, generated, "include/hsm_audit.h is stale: rerun with HSM_AUDIT_BLESS=1");
+    assert_eq!(
+        current, generated,
+        "include/hsm_audit.h is stale: rerun with HSM_AUDIT_BLESS=1"
+    );
+}
+
+/// The header is valid C and C++ on its own.
+#[test]
+fn header_compiles_as_c_and_cpp() {
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("../include");
+    for (lang, compiler) in [("c", "cc"), ("c++", "c++")] {
+        let out = std::process::Command::new(compiler)
+            .args(["-fsyntax-only", "-Wall", "-Werror", "-x", lang, "-I"])
+            .arg(&include)
+            .arg("-")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(b"#include \"hsm_audit.h\"\nint main(void) { return (int)hsm_audit_flush(0) + (int)hsm_audit_lost_events(); }\n")?;
+                child.wait_with_output()
+            })
+            .expect("a C compiler (cc, c++) is needed");
+        assert!(
+            out.status.success(),
+            "{compiler}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
