@@ -5,6 +5,13 @@
 //! `C_Initialize`, so every workload runs in a child process with its own environment
 //! ([`Token::command`]); tests compare what those children print and write.
 
+pub mod canary;
+pub mod client;
+pub mod raw;
+pub mod rows;
+pub mod transcript;
+pub mod workloads;
+
 use normalizer::row::{parse_line, Row};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -122,6 +129,11 @@ impl Token {
             String::from_utf8_lossy(&out.stderr)
         );
         token
+    }
+
+    /// A token labelled and protected with the canary values the workloads expect.
+    pub fn canary() -> Token {
+        Token::new(canary::TOKEN_LABEL, canary::USER_PIN, canary::SO_PIN)
     }
 
     /// A token with ordinary test values.
