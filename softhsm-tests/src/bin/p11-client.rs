@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     };
     match args.get(1).map(String::as_str) {
         Some("raw") => workloads::raw::run(&module),
+        Some("cryptoki") => workloads::high_level::run(&module),
         Some("interfaces") => match args.get(2) {
             Some(vendor) => workloads::interfaces::run(&module, vendor.as_ref()),
             None => return usage(),
