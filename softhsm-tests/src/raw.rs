@@ -75,15 +75,12 @@ pub fn fact(fact: impl std::fmt::Display) {
 
 /// A `mech=CKM_*` tag for a transcript line.
 pub fn mech_tag(mechanism: CK_MECHANISM_TYPE) -> String {
-    format!(
-        "mech={}",
-        normalizer::names::mechanism_name(mechanism as u64)
-    )
+    format!("mech={}", normalizer::names::mechanism_name(mechanism))
 }
 
 /// A `user=CKU_*` tag for a transcript line.
 pub fn user_tag(user: CK_USER_TYPE) -> String {
-    format!("user={}", normalizer::names::user_type_name(user as u64))
+    format!("user={}", normalizer::names::user_type_name(user))
 }
 
 /// A mechanism without parameters.

@@ -97,7 +97,7 @@ pub fn run(path: &Path, vendor: &Path) {
         }
     }
     let mut iface: *mut CK_INTERFACE = null_mut();
-    let rv = unsafe { get_fn(b"Vendor X\0".as_ptr() as *mut _, null_mut(), &mut iface, 0) };
+    let rv = unsafe { get_fn(c"Vendor X".as_ptr() as *mut _, null_mut(), &mut iface, 0) };
     call_line("C_GetInterface", rv, Some("name=Vendor-X".into()));
     let rv = unsafe { get_fn(name, null_mut(), &mut iface, CKF_INTERFACE_FORK_SAFE) };
     call_line(
@@ -111,7 +111,7 @@ pub fn run(path: &Path, vendor: &Path) {
     call_line("C_GetFunctionList", rv, None);
     fact(format!(
         "C_GetFunctionList gives the same table: {}",
-        from_list as *const _ == table
+        std::ptr::eq(from_list, table)
     ));
 
     // SAFETY: the shim's tables are CK_FUNCTION_LIST_3_0-sized whatever their version.

@@ -108,7 +108,7 @@ pub(crate) fn encrypt_decrypt(w: &mut W, objs: &Objects, k: &Keys) {
     cipher.truncate(at);
     c!(w, C_EncryptFinal(rw, cipher.as_mut_ptr(), &mut len));
     c!(w, C_DecryptInit(rw, &mut cbc, k.aes); mech_tag(CKM_AES_CBC_PAD));
-    let mut plain = vec![0u8; 128];
+    let mut plain = [0u8; 128];
     let mut at = 0usize;
     for part in cipher.chunks(16) {
         let mut len = (plain.len() - at) as CK_ULONG;

@@ -174,7 +174,7 @@ fn mechanisms(w: &mut W) {
     if c!(w, C_GetMechanismList(w.slot, list.as_mut_ptr(), &mut n)) == CKR_OK {
         let names: Vec<&str> = list[..n as usize]
             .iter()
-            .map(|m| normalizer::names::mechanism_name(*m as u64))
+            .map(|m| normalizer::names::mechanism_name(*m))
             .collect();
         fact(format!("mechanisms {}", names.join(" ")));
     }
