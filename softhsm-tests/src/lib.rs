@@ -4,6 +4,11 @@
 //! The shim reads its configuration once per process, and SoftHSM reads `SOFTHSM2_CONF` at
 //! `C_Initialize`, so every workload runs in a child process with its own environment
 //! ([`Token::command`]); tests compare what those children print and write.
+//!
+//! - [`workloads`]: what the `p11-client` binary runs (raw function-list calls, `cryptoki`,
+//!   interface negotiation, threads), printing transcripts ([`raw`], [`transcript`]).
+//! - [`client`]: running it against SoftHSM directly or through the shim.
+//! - [`rows`]: checks on the rows the shim wrote; [`canary`]: the secrets that must not leak.
 
 pub mod canary;
 pub mod client;

@@ -17,13 +17,6 @@ pub fn assert_one_gapless_writer(rows: &[Row<'_>]) {
     }
 }
 
-/// The rows of calls the application made (not the shim's own `C_GetInfo`).
-pub fn application_rows<'r, 'a>(rows: &'r [Row<'a>]) -> Vec<&'r Row<'a>> {
-    rows.iter()
-        .filter(|r| r.call_origin == "application")
-        .collect()
-}
-
 /// Asserts that, per WriterId, SequenceNo runs 1, 2, 3… without gaps or repeats.
 pub fn assert_gapless_per_writer(rows: &[Row<'_>]) {
     let mut by_writer: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();

@@ -27,7 +27,6 @@ macro_rules! c {
         let func = $w.f.$f.expect(concat!(stringify!($f), " is NULL in the function list"));
         // SAFETY: each workload passes arguments valid for the call, or deliberately
         // invalid ones (NULL, bad handles) that PKCS#11 requires the module to reject.
-        #[allow(clippy::macro_metavars_in_unsafe)]
         let rv = unsafe { func($($a),*) };
         $crate::raw::call_line(stringify!($f), rv, None $(.or(Some($tag)))?);
         rv
