@@ -140,7 +140,7 @@ impl Pipeline {
 
     /// Logs write failures at most once a minute, so a full disk does not flood the log.
     fn report(last: &mut Option<Instant>, e: &io::Error) {
-        if last.map_or(true, |t| t.elapsed() > Duration::from_secs(60)) {
+        if last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
             tracing::error!("hsm-audit: cannot write audit rows: {e}");
             *last = Some(Instant::now());
         }

@@ -99,7 +99,7 @@ impl Batch {
         } else {
             self.body.len() + 1 + json.len() + 1
         };
-        let span_ok = self.span.map_or(true, |(lo, hi)| {
+        let span_ok = self.span.is_none_or(|(lo, hi)| {
             let (lo, hi) = (lo.min(t), hi.max(t));
             hi - lo <= limits.max_span
         });
