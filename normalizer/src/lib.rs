@@ -2,19 +2,23 @@
 //! rows out.
 //!
 //! Data flows one way: [`event::Event`] (sent by the shim) → [`writer`] thread →
-//! [`transform::Normalizer`] (catalog lookup, naming) → [`row::Row`] → [`sink`]s.
+//! [`transform::Normalizer`] (catalog lookup, naming) → [`row::Row`] → [`chain`] (hash
+//! chain, checkpoints, optionally [`signing`]) → [`sink`]s. [`verify`] checks the result.
 
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod chain;
 pub mod config;
 pub mod context;
 pub mod event;
 pub mod function;
 pub mod names;
 pub mod row;
+pub mod signing;
 pub mod sink;
 pub mod transform;
+pub mod verify;
 pub mod writer;
 
 pub use config::Config;

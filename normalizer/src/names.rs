@@ -125,6 +125,8 @@ ckr_names!(
 );
 
 /// `ResultSignature`: the `CKR_*` name, or `CKR_VENDOR_DEFINED+0x…` / `0x…` for others.
+// CK_RV is a C `unsigned long`: the cast is a no-op only where that is 64 bits.
+#[allow(clippy::unnecessary_cast)]
 pub fn result_signature(rv: u64) -> String {
     match ckr_name(rv) {
         Some(name) => name.to_owned(),

@@ -80,6 +80,16 @@ row_schema! {
     writer_id: Cow<'a, str> => "WriterId", "string", false;
     /// Position of the row in its writer's stream: 1, 2, 3… without gaps.
     sequence_no: u64 => "SequenceNo", "long", false;
+    /// `call` for a PKCS#11 call, `checkpoint` for a hash-chain checkpoint (not a call).
+    record_type: Cow<'a, str> => "RecordType", "string", false;
+    /// In a checkpoint, how many rows of the stream precede it; 0 in call rows.
+    chain_count: u64 => "ChainCount", "long", false;
+    /// In a signed checkpoint, the Ed25519 signature (hex) of its chain head; else empty.
+    signature: Cow<'a, str> => "Signature", "string", false;
+    /// RowHash of the previous row of this writer's stream; 64 zeros for the first row.
+    prev_hash: Cow<'a, str> => "PrevHash", "string", false;
+    /// SHA-256 (hex) of every byte of this row's JSON line before this value. Stays last.
+    row_hash: Cow<'a, str> => "RowHash", "string", false;
 }
 
 impl Row<'_> {
@@ -98,6 +108,22 @@ impl Row<'_> {
 /// Parses one JSON Lines row.
 pub fn parse_line(line: &str) -> Result<Row<'_>, serde_json::Error> {
     serde_json::from_str(line)
+}
+
+/// The columns as a Markdown table (what the README shows).
+pub fn markdown() -> String {
+    let mut out = String::from("| column | type | Azure table | meaning |\n|---|---|---|---|\n");
+    for c in COLUMNS {
+        let azure = if c.azure { "yes" } else { "ours" };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            c.name,
+            c.kind,
+            azure,
+            c.description.trim()
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -128,6 +154,11 @@ mod tests {
             duration_us: 1500,
             writer_id: "00ff".into(),
             sequence_no: 1,
+            record_type: "call".into(),
+            chain_count: 0,
+            signature: "".into(),
+            prev_hash: "0".repeat(64).into(),
+            row_hash: "ab".repeat(32).into(),
         }
     }
 
@@ -150,6 +181,9 @@ mod tests {
         let first = json.find("\"TimeGenerated\"").unwrap();
         let last = json.find("\"SequenceNo\"").unwrap();
         assert!(first < last);
+        // The chain's canonical form relies on RowHash closing the line.
+        assert_eq!(COLUMNS.last().unwrap().name, "RowHash");
+        assert!(json.ends_with(&format!("\"RowHash\":\"{}\"}}", "ab".repeat(32))));
     }
 
     #[test]
@@ -170,20 +204,4 @@ mod tests {
             assert!(!c.description.is_empty());
         }
     }
-}
-
-/// The columns as a Markdown table (what the README shows).
-pub fn markdown() -> String {
-    let mut out = String::from("| column | type | Azure table | meaning |\n|---|---|---|---|\n");
-    for c in COLUMNS {
-        let azure = if c.azure { "yes" } else { "ours" };
-        out.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
-            c.name,
-            c.kind,
-            azure,
-            c.description.trim()
-        ));
-    }
-    out
 }
