@@ -1,7 +1,8 @@
 //! Measures how many rows per second the writer thread turns into JSON Lines on disk.
 //!
 //! `cargo run --release -p normalizer --example writer_throughput -- [ROWS] [DIR]`
-//! (DIR defaults to a fresh temporary directory, removed afterwards).
+//! (DIR defaults to a fresh temporary directory, removed afterwards). Use a tmpfs DIR such
+//! as /dev/shm/x to measure the writer rather than the disk.
 
 use normalizer::{Config, Event, FunctionId, Msg, Writer};
 use std::time::{Duration, Instant};
@@ -16,11 +17,12 @@ fn main() {
     let dir = args
         .next()
         .map_or_else(|| tmp.path().to_owned(), Into::into);
+    // The usual config file and HSM_AUDIT_* variables apply (e.g. HSM_AUDIT_SIGNING_KEY_FILE).
     let config = Config {
         output: dir.clone(),
         hsm_instance: "hsm1".into(),
         caller_ip_address: "192.0.2.1".into(),
-        ..Config::default()
+        ..Config::load().expect("configuration")
     };
     let writer = Writer::spawn(&config).expect("writer");
     let start = Instant::now();

@@ -8,7 +8,9 @@
 
 use crate::chain::{hex, unhex};
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, KeypairBytes,
+};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use std::path::{Path, PathBuf};
 
@@ -73,9 +75,13 @@ impl CheckpointSigner {
         })?;
         let key = SigningKey::from_bytes(&seed);
         seed.fill(0);
-        let pem = key
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("an Ed25519 key always encodes");
+        // PKCS#8 v1 (no public key inside): the form OpenSSL 3.0 reads and writes.
+        let pem = KeypairBytes {
+            secret_key: key.to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_pem(LineEnding::LF)
+        .expect("an Ed25519 key always encodes");
         let write_err = |source| KeyError::Write {
             path: path.to_owned(),
             source,

@@ -507,3 +507,361 @@ impl<'k> Verifier<'k> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::Chain;
+    use crate::config::Config;
+    use crate::row::parse_line;
+    use crate::signing::CheckpointSigner;
+    use crate::writer::{Msg, Writer};
+    use crate::{Event, FunctionId};
+    use std::time::{Duration, SystemTime};
+
+    /// Row files a real writer produced: `calls` calls, a checkpoint after every 3, and one
+    /// at shutdown; signed if `key` is given.
+    fn real_output(calls: u64, key: Option<&Path>) -> Vec<(String, Vec<u8>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            output: dir.path().to_owned(),
+            checkpoint_every: 3,
+            flush_interval_ms: 600_000,
+            signing_key_file: key.map(Path::to_owned),
+            ..Config::default()
+        };
+        let w = Writer::spawn(&config).unwrap();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        for i in 0..calls {
+            let mut ev = Event::new(FunctionId::Sign, i % 2, now + i * 1000, 1_234_567);
+            ev.mechanism = Some(0x1041);
+            w.sender().send(Msg::Event(ev)).unwrap();
+        }
+        assert!(w.flush(Duration::from_secs(10)));
+        drop(w);
+        crate::sink::jsonl::row_files(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect()
+    }
+
+    fn lines(bytes: &[u8]) -> Vec<Vec<u8>> {
+        bytes
+            .split_inclusive(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    fn with_lines(files: &[(String, Vec<u8>)], lines: &[Vec<u8>]) -> Vec<(String, Vec<u8>)> {
+        let mut out = files.to_vec();
+        out[0].1 = lines.concat();
+        out
+    }
+
+    fn assert_found(files: &[(String, Vec<u8>)], what: &str) -> Report {
+        let report = verify_files(files, None);
+        assert!(!report.is_clean(), "{what}: nothing found");
+        report
+    }
+
+    fn problems(report: &Report) -> Vec<Problem> {
+        report.findings.iter().map(|f| f.problem).collect()
+    }
+
+    #[test]
+    fn untouched_output_verifies_clean() {
+        let files = real_output(10, None);
+        let report = verify_files(&files, None);
+        assert!(report.is_clean(), "{:?}", report.findings);
+        // 10 calls, checkpoints after calls 3, 6, 9 and at shutdown.
+        assert_eq!(
+            (report.rows, report.checkpoints, report.streams),
+            (14, 4, 1)
+        );
+        assert!(report.summary().ends_with("0 errors, 0 warnings"));
+    }
+
+    #[test]
+    fn every_byte_flip_is_found() {
+        let files = real_output(5, None);
+        assert_eq!(files.len(), 1, "one day's file");
+        let original = files[0].1.clone();
+        for pos in 0..original.len() {
+            for mask in [0x01, 0x20, 0x80] {
+                let mut bytes = original.clone();
+                bytes[pos] ^= mask;
+                let report = verify_files(&[(files[0].0.clone(), bytes)], None);
+                assert!(
+                    !report.is_clean(),
+                    "flipping {mask:#x} at byte {pos} went unnoticed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn edits_name_the_file_and_line() {
+        let files = real_output(5, None);
+        let mut ls = lines(&files[0].1);
+        let edited = String::from_utf8(ls[1].clone())
+            .unwrap()
+            .replace("\"ResultType\":\"Failure\"", "\"ResultType\":\"Success\"");
+        assert_ne!(edited.as_bytes(), ls[1]);
+        ls[1] = edited.into_bytes();
+        let report = assert_found(&with_lines(&files, &ls), "edit");
+        assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+        let f = &report.findings[0];
+        assert_eq!(
+            (f.file.as_str(), f.line, f.problem),
+            (files[0].0.as_str(), Some(2), Problem::Altered)
+        );
+        assert!(f
+            .to_string()
+            .starts_with(&format!("{}:2: error: altered: ", files[0].0)));
+    }
+
+    #[test]
+    fn every_deleted_line_is_found() {
+        let files = real_output(7, None);
+        let ls = lines(&files[0].1);
+        for i in 0..ls.len() {
+            let mut cut = ls.clone();
+            cut.remove(i);
+            let report = assert_found(
+                &with_lines(&files, &cut),
+                &format!("deleting line {}", i + 1),
+            );
+            let expected = if i + 1 == ls.len() {
+                Problem::Unterminated
+            } else {
+                Problem::Missing
+            };
+            assert_eq!(problems(&report), [expected], "deleting line {}", i + 1);
+        }
+    }
+
+    #[test]
+    fn every_swap_of_two_lines_is_found() {
+        let files = real_output(5, None);
+        let ls = lines(&files[0].1);
+        for i in 0..ls.len() {
+            for j in i + 1..ls.len() {
+                let mut swapped = ls.clone();
+                swapped.swap(i, j);
+                let report = assert_found(&with_lines(&files, &swapped), &format!("swap {i} {j}"));
+                assert!(problems(&report).contains(&Problem::Reordered));
+            }
+        }
+    }
+
+    #[test]
+    fn inserted_lines_are_found() {
+        let files = real_output(5, None);
+        let ls = lines(&files[0].1);
+        for at in 0..=ls.len() {
+            // A copy of any row, anywhere.
+            for copy in 0..ls.len() {
+                let mut more = ls.clone();
+                more.insert(at, ls[copy].clone());
+                assert_found(&with_lines(&files, &more), &format!("copy {copy} at {at}"));
+            }
+            // Something that is not a row, and an empty line.
+            for junk in [&b"{\"hello\":1}\n"[..], b"\n"] {
+                let mut more = ls.clone();
+                more.insert(at, junk.to_vec());
+                let report = assert_found(&with_lines(&files, &more), "junk");
+                assert_eq!(report.findings[0].line, Some(at + 1));
+            }
+        }
+        // A forged row: a real one given a new SequenceNo and a correct RowHash for its bytes.
+        let mut forged = parse_line(std::str::from_utf8(&ls[1]).unwrap().trim_end())
+            .unwrap()
+            .into_owned();
+        forged.sequence_no = 3;
+        let forged_line = Chain::new().seal(forged, |_, line| line.to_vec());
+        let mut more = ls.clone();
+        more.insert(2, forged_line);
+        let report = assert_found(&with_lines(&files, &more), "forged row");
+        assert!(
+            problems(&report).contains(&Problem::Duplicate),
+            "{:?}",
+            report.findings
+        );
+    }
+
+    #[test]
+    fn truncation_is_found_unless_cut_right_after_a_checkpoint() {
+        let files = real_output(5, None);
+        let bytes = &files[0].1;
+        // Ends of checkpoint lines: the one cut that leaves a stream verifiable.
+        let mut checkpoint_ends = Vec::new();
+        let mut offset = 0;
+        for l in lines(bytes) {
+            offset += l.len();
+            if String::from_utf8_lossy(&l).contains("\"RecordType\":\"checkpoint\"") {
+                checkpoint_ends.push(offset);
+            }
+        }
+        assert_eq!(checkpoint_ends.len(), 2);
+        for len in 1..bytes.len() {
+            let report = verify_files(&[(files[0].0.clone(), bytes[..len].to_vec())], None);
+            if checkpoint_ends.contains(&len) {
+                // The documented limit: what a checkpoint closed looks complete.
+                assert!(report.is_clean(), "cut at {len}: {:?}", report.findings);
+            } else {
+                assert!(!report.is_clean(), "cut at {len} went unnoticed");
+            }
+        }
+        // Cut at a line boundary after call rows: a warning naming what is unprotected.
+        let ls = lines(bytes);
+        let report = verify_files(&with_lines(&files, &ls[..ls.len() - 2]), None);
+        assert_eq!(problems(&report), [Problem::Unterminated]);
+        let text = report.findings[0].to_string();
+        assert!(
+            text.contains("warning: unterminated") && text.contains("1 rows"),
+            "{text}"
+        );
+    }
+
+    /// What someone without the key can do: rewrite rows and recompute the whole chain.
+    fn rechain(
+        files: &[(String, Vec<u8>)],
+        edit: impl Fn(&mut Row<'static>),
+    ) -> Vec<(String, Vec<u8>)> {
+        let mut chain = Chain::new();
+        let mut out = Vec::new();
+        for l in lines(&files[0].1) {
+            let mut row = parse_line(std::str::from_utf8(&l).unwrap().trim_end())
+                .unwrap()
+                .into_owned();
+            edit(&mut row);
+            chain.seal(row, |_, line| out.extend_from_slice(line));
+        }
+        with_lines(files, &[out])
+    }
+
+    #[test]
+    fn signatures_catch_a_recomputed_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("k.pem");
+        let key = CheckpointSigner::generate(&key_path).unwrap().verifier();
+        let files = real_output(5, Some(&key_path));
+        let clean = verify_files(&files, Some(&key));
+        assert!(clean.is_clean(), "{:?}", clean.findings);
+        assert_eq!(clean.signatures_checked, 2);
+
+        let forged = rechain(&files, |r| {
+            if r.sequence_no == 2 {
+                r.result_type = "Success".into();
+            }
+        });
+        // Without the key a recomputed chain is consistent: the limit of an unsigned chain.
+        assert!(verify_files(&forged, None).is_clean());
+        let report = verify_files(&forged, Some(&key));
+        assert_eq!(
+            problems(&report),
+            [Problem::BadSignature, Problem::BadSignature],
+            "{:?}",
+            report.findings
+        );
+
+        let stripped = rechain(&files, |r| r.signature = "".into());
+        let report = verify_files(&stripped, Some(&key));
+        assert_eq!(problems(&report), [Problem::Unsigned, Problem::Unsigned]);
+
+        let other = CheckpointSigner::generate(&dir.path().join("other.pem"))
+            .unwrap()
+            .verifier();
+        let report = verify_files(&files, Some(&other));
+        assert_eq!(
+            problems(&report),
+            [Problem::BadSignature, Problem::BadSignature]
+        );
+    }
+
+    #[test]
+    fn streams_are_checked_across_files_and_writers() {
+        let a = real_output(4, None);
+        let b = real_output(2, None);
+        // Writer A's rows split over two files, writer B's interleaved into the second.
+        let la = lines(&a[0].1);
+        let lb = lines(&b[0].1);
+        let first = la[..3].concat();
+        let mut second = Vec::new();
+        for (i, l) in la[3..].iter().enumerate() {
+            second.extend_from_slice(l);
+            if let Some(other) = lb.get(i) {
+                second.extend_from_slice(other);
+            }
+        }
+        second.extend(lb.iter().skip(la.len() - 3).flatten());
+        let files = vec![
+            ("x-1.jsonl".to_owned(), first),
+            ("x-2.jsonl".to_owned(), second),
+        ];
+        let report = verify_files(&files, None);
+        assert!(report.is_clean(), "{:?}", report.findings);
+        assert_eq!(report.streams, 2);
+        // Losing the first file shows as rows missing at the start of the second.
+        let report = verify_files(&files[1..], None);
+        assert_eq!(problems(&report), [Problem::Missing]);
+        assert_eq!(report.findings[0].file, "x-2.jsonl");
+    }
+
+    #[test]
+    fn garbage_never_panics_and_is_always_reported() {
+        let files = real_output(3, None);
+        let real = &files[0].1;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..300 {
+            let len = (next() % 2000) as usize;
+            let mut bytes: Vec<u8> = match round % 3 {
+                0 => (0..len).map(|_| next() as u8).collect(),
+                // Splices of real rows, which parse more often than noise.
+                _ => {
+                    let from = (next() as usize) % real.len();
+                    real[from..(from + len).min(real.len())].to_vec()
+                }
+            };
+            if round % 2 == 0 {
+                bytes.push(b'\n');
+            }
+            let report = verify_files(&[("g.jsonl".into(), bytes.clone())], None);
+            if !bytes.is_empty() && bytes != *real {
+                assert!(!report.is_clean(), "round {round}");
+            }
+        }
+        for odd in [
+            &b""[..],
+            b"\n",
+            b"\n\n",
+            b"[]\n",
+            b"null\n",
+            b"\xff\xfe\n",
+            b"{\"SequenceNo\":-1}\n",
+        ] {
+            let report = verify_files(&[("o.jsonl".into(), odd.to_vec())], None);
+            assert_eq!(report.is_clean(), odd.is_empty(), "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_directory_is_not_a_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = verify_dir(dir.path(), None).unwrap();
+        assert_eq!(problems(&report), [Problem::NoRows]);
+    }
+}
