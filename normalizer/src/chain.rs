@@ -122,8 +122,7 @@ impl Chain {
             ..row
         };
         self.line.clear();
-        // Serialising strings and integers into a Vec cannot fail.
-        serde_json::to_writer(&mut self.line, &row).expect("a row always serialises");
+        row.write_json(&mut self.line);
         // With RowHash empty the line ends `"RowHash":""}`: hash up to the second-last quote.
         let prefix_len = self.line.len() - 2;
         debug_assert!(self.line[..prefix_len].ends_with(ROW_HASH_KEY));

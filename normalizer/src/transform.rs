@@ -26,11 +26,42 @@ pub fn format_time(unix_ns: u64, out: &mut String) {
     *out = String::from_utf8(bytes).unwrap_or_default();
 }
 
+/// `format_time` that formats the date and time of day only when the second changes: a
+/// busy writer sees thousands of rows per second, and this was a visible share of its time.
+struct TimeText {
+    second: Option<u64>,
+    text: String,
+}
+
+impl TimeText {
+    fn format(&mut self, unix_ns: u64) -> &str {
+        let second = unix_ns / 1_000_000_000;
+        if self.second != Some(second) {
+            format_time(second * 1_000_000_000, &mut self.text);
+            self.second = Some(second);
+        }
+        // Keep "YYYY-MM-DDTHH:MM:SS." and write the microseconds and the Z.
+        let prefix = self.text.rfind('.').map_or(self.text.len(), |i| i + 1);
+        self.text.truncate(prefix);
+        let micros = (unix_ns % 1_000_000_000) / 1_000;
+        let mut digits = [b'0'; 6];
+        let mut n = micros;
+        for d in digits.iter_mut().rev() {
+            *d += (n % 10) as u8;
+            n /= 10;
+        }
+        self.text
+            .push_str(std::str::from_utf8(&digits).expect("ASCII digits"));
+        self.text.push('Z');
+        &self.text
+    }
+}
+
 /// Turns events into rows for one writer, numbering them 1, 2, 3…
 pub struct Normalizer {
     context: Context,
     next_sequence: u64,
-    time: String,
+    time: TimeText,
     results: HashMap<u64, (String, String)>,
 }
 
@@ -40,7 +71,10 @@ impl Normalizer {
         Normalizer {
             context,
             next_sequence: 1,
-            time: String::with_capacity(32),
+            time: TimeText {
+                second: None,
+                text: String::with_capacity(32),
+            },
             results: HashMap::new(),
         }
     }
@@ -70,7 +104,7 @@ impl Normalizer {
     /// left empty for [`crate::chain::Chain::seal`].
     pub fn row(&mut self, event: &Event) -> Row<'_> {
         let sequence_no = self.take_sequence();
-        format_time(event.start_unix_ns, &mut self.time);
+        let time = self.time.format(event.start_unix_ns);
         let (signature, description) = self.results.entry(event.rv).or_insert_with(|| {
             (
                 names::result_signature(event.rv),
@@ -80,7 +114,7 @@ impl Normalizer {
         let op = catalog::operation(event.function);
         let c = &self.context;
         Row {
-            time_generated: Cow::Borrowed(&self.time),
+            time_generated: Cow::Borrowed(time),
             operation_name: Cow::Borrowed(op.name),
             opcode: Cow::Borrowed(op.opcode),
             hsm_instance: Cow::Borrowed(&c.hsm_instance),
@@ -121,10 +155,10 @@ impl Normalizer {
     /// `PrevHash`.
     pub fn checkpoint(&mut self, unix_ns: u64) -> Row<'_> {
         let sequence_no = self.take_sequence();
-        format_time(unix_ns, &mut self.time);
+        let time = self.time.format(unix_ns);
         let c = &self.context;
         Row {
-            time_generated: Cow::Borrowed(&self.time),
+            time_generated: Cow::Borrowed(time),
             operation_name: Cow::Borrowed(CHECKPOINT_OPERATION),
             opcode: Cow::Borrowed(""),
             hsm_instance: Cow::Borrowed(&c.hsm_instance),
@@ -195,6 +229,24 @@ mod tests {
         assert_eq!(row.result_type, "Success");
         assert_eq!(row.sequence_no, 2);
         assert_eq!(row.record_type, "call");
+    }
+
+    #[test]
+    fn cached_time_text_matches_full_formatting() {
+        let mut cache = TimeText {
+            second: None,
+            text: String::new(),
+        };
+        let mut full = String::new();
+        let base = 1_763_762_603_999_999_000u64;
+        for ns in [0, 999, 1_000, 1_001, 59_999_999_999, 60_000_000_000]
+            .into_iter()
+            .chain((0..2_000u64).map(|i| base + i * 7_919_321))
+            .chain([base, 0, u64::MAX])
+        {
+            format_time(ns, &mut full);
+            assert_eq!(cache.format(ns), full, "{ns}");
+        }
     }
 
     #[test]

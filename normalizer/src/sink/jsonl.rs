@@ -116,7 +116,7 @@ impl JsonlSink {
 impl Sink for JsonlSink {
     fn accept(&mut self, row: &Row<'_>) -> io::Result<()> {
         self.switch_day(row)?;
-        serde_json::to_writer(&mut self.pending, row)?;
+        row.write_json(&mut self.pending);
         self.pending.push(b'\n');
         self.after_append()
     }
