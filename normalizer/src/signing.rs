@@ -55,9 +55,20 @@ pub struct CheckpointSigner {
 }
 
 impl CheckpointSigner {
-    /// Reads a PKCS#8 PEM Ed25519 private key.
+    /// Reads a PKCS#8 PEM Ed25519 private key. Warns (once, in the diagnostic log) if others
+    /// than its owner may read it: whoever can read it can sign forged checkpoints.
     pub fn from_file(path: &Path) -> Result<CheckpointSigner, KeyError> {
         let text = read(path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                tracing::warn!(
+                    "hsm-audit: signing key {} is readable by group or others; chmod 600 it",
+                    path.display()
+                );
+            }
+        }
         let key = SigningKey::from_pkcs8_pem(&text).map_err(|e| KeyError::Invalid {
             path: path.to_owned(),
             reason: format!("not a PKCS#8 PEM Ed25519 private key ({e})"),
