@@ -496,10 +496,13 @@ impl<'k> Verifier<'k> {
             previous = Some(e);
         }
         if let Some(last) = previous.filter(|l| !l.checkpoint) {
-            let unprotected = last.seq - last_checkpoint;
+            let unprotected = match last.seq - last_checkpoint {
+                1 => "1 row".to_owned(),
+                n => format!("{n} rows"),
+            };
             let message = format!(
                 "unterminated stream {writer} (process killed?): its last row is not a checkpoint; \
-                 {unprotected} rows after the last checkpoint (SequenceNo {}..{}) are unprotected",
+                 {unprotected} after the last checkpoint (SequenceNo {}..{}) unprotected",
                 last_checkpoint + 1,
                 last.seq
             );
@@ -725,7 +728,7 @@ mod tests {
         assert_eq!(problems(&report), [Problem::Unterminated]);
         let text = report.findings[0].to_string();
         assert!(
-            text.contains("warning: unterminated") && text.contains("1 rows"),
+            text.contains("warning: unterminated") && text.contains("1 row after"),
             "{text}"
         );
     }
