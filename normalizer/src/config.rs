@@ -161,6 +161,10 @@ config_keys! {
     channel_capacity: usize = 65536, "65536", "HSM_AUDIT_CHANNEL_CAPACITY";
     /// A row file is closed and the next part started once it reaches this size, bytes.
     max_file_bytes: u64 = 256 * 1024 * 1024, "268435456", "HSM_AUDIT_MAX_FILE_BYTES";
+    /// A checkpoint row (chain head and count) follows this many call rows; one is also written after each flush interval with new rows, and at shutdown.
+    checkpoint_every: u64 = 1000, "1000", "HSM_AUDIT_CHECKPOINT_EVERY";
+    /// Ed25519 private key that signs checkpoints: PKCS#8 PEM, as `hsm-audit keygen` or `openssl genpkey -algorithm ed25519` writes it. Unset: checkpoints are unsigned.
+    signing_key_file: Option<PathBuf> = None, "(unsigned)", "HSM_AUDIT_SIGNING_KEY_FILE";
     /// Diagnostic log filter (`error`, `warn`, `info`, `debug`, or a tracing filter).
     log_level: String = "warn".to_owned(), "warn", "HSM_AUDIT_LOG_LEVEL";
     /// Diagnostic log file; unset means standard error.
@@ -220,6 +224,12 @@ impl Config {
                 key: "resource_id",
                 reason,
             })?;
+        }
+        if self.checkpoint_every == 0 {
+            return Err(ConfigError::Invalid {
+                key: "checkpoint_every",
+                reason: "must be at least 1".into(),
+            });
         }
         Ok(())
     }
@@ -294,6 +304,9 @@ mod tests {
         let e = Config::load_with(&env(&[("HSM_AUDIT_FLUSH_INTERVAL_MS", "soon")])).unwrap_err();
         assert!(e.to_string().contains("HSM_AUDIT_FLUSH_INTERVAL_MS"), "{e}");
 
+        let e = Config::load_with(&env(&[("HSM_AUDIT_CHECKPOINT_EVERY", "0")])).unwrap_err();
+        assert!(e.to_string().contains("checkpoint_every"), "{e}");
+
         let e = Config::load_with(&env(&[(CONFIG_ENV, "/nonexistent/x.toml")])).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x.toml"), "{e}");
 
@@ -322,7 +335,8 @@ mod tests {
         // Each key is accepted by the parser (deny_unknown_fields rejects anything else).
         for k in KEYS {
             let value = match k.name {
-                "flush_interval_ms" | "max_file_bytes" | "channel_capacity" => "5".to_owned(),
+                "flush_interval_ms" | "max_file_bytes" | "channel_capacity"
+                | "checkpoint_every" => "5".to_owned(),
                 _ => "\"x\"".to_owned(),
             };
             let parsed: Result<Config, _> = toml::from_str(&format!("{} = {value}", k.name));

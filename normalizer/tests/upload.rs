@@ -57,6 +57,11 @@ fn append_rows(
             duration_us: 3100,
             writer_id: writer.to_owned().into(),
             sequence_no: first + i,
+            record_type: "call".into(),
+            chain_count: 0,
+            signature: "".into(),
+            prev_hash: "".into(),
+            row_hash: "".into(),
         };
         text.push_str(&serde_json::to_string(&row).unwrap());
         text.push('\n');

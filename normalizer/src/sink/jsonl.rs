@@ -93,22 +93,38 @@ impl JsonlSink {
         self.pending.clear();
         Ok(())
     }
-}
 
-impl Sink for JsonlSink {
-    fn accept(&mut self, row: &Row<'_>) -> io::Result<()> {
+    /// Starts a new file when `row` belongs to another day than the pending rows.
+    fn switch_day(&mut self, row: &Row<'_>) -> io::Result<()> {
         let day = row.time_generated.get(..10).unwrap_or("0000-00-00");
         if day != self.pending_day {
             self.write_pending()?;
             self.pending_day.clear();
             self.pending_day.push_str(day);
         }
-        serde_json::to_writer(&mut self.pending, row)?;
-        self.pending.push(b'\n');
+        Ok(())
+    }
+
+    fn after_append(&mut self) -> io::Result<()> {
         if self.pending.len() >= WRITE_CHUNK {
             self.write_pending()?;
         }
         Ok(())
+    }
+}
+
+impl Sink for JsonlSink {
+    fn accept(&mut self, row: &Row<'_>) -> io::Result<()> {
+        self.switch_day(row)?;
+        row.write_json(&mut self.pending);
+        self.pending.push(b'\n');
+        self.after_append()
+    }
+
+    fn accept_sealed(&mut self, row: &Row<'_>, line: &[u8]) -> io::Result<()> {
+        self.switch_day(row)?;
+        self.pending.extend_from_slice(line);
+        self.after_append()
     }
 
     fn flush(&mut self) -> io::Result<()> {

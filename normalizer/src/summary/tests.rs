@@ -9,23 +9,16 @@ fn row(op: &str, function: &str, ok: bool, sec: u32, duration_us: u64) -> Row<'s
         opcode: "".into(),
         hsm_instance: "hsm1".into(),
         member_id: "hsm1".into(),
-        cluster_type: "".into(),
-        pool_type: "".into(),
-        caller_ip_address: "10.0.0.4".into(),
-        client_info: "app (pid 1)".into(),
-        client_sdk_package_version: "".into(),
         duration_ms: duration_us / 1000,
         result_type: if ok { "Success" } else { "Failure" }.into(),
         result_signature: if ok { "CKR_OK" } else { "CKR_PIN_INCORRECT" }.into(),
         result_description: "".into(),
-        source_system: "hsm-audit".into(),
         pkcs11_function: function.to_owned().into(),
-        mechanism: "".into(),
         user_type: "".into(),
-        call_origin: "application".into(),
         duration_us,
         writer_id: "w1".into(),
         sequence_no: 1,
+        ..crate::row::sample()
     }
 }
 

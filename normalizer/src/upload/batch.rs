@@ -302,27 +302,12 @@ mod tests {
                 minute % 60
             )
             .into(),
-            operation_name: "CN_LOGIN".into(),
-            opcode: "0xd".into(),
-            hsm_instance: "".into(),
-            member_id: "".into(),
-            cluster_type: "".into(),
-            pool_type: "".into(),
             caller_ip_address: "192.0.2.1".into(),
-            client_info: "t".into(),
-            client_sdk_package_version: "".into(),
             duration_ms: 0,
-            result_type: "Success".into(),
-            result_signature: "CKR_OK".into(),
-            result_description: "".into(),
-            source_system: "hsm-audit".into(),
-            pkcs11_function: "C_Login".into(),
-            mechanism: "".into(),
-            user_type: "".into(),
-            call_origin: "application".into(),
             duration_us: 0,
             writer_id: "w".into(),
             sequence_no: seq,
+            ..crate::row::sample()
         };
         serde_json::to_string(&r).unwrap() + "\n"
     }
