@@ -127,7 +127,10 @@ struct SlowCall {
 /// Counters and bounded lists over a stream of rows.
 pub struct Summary {
     files: usize,
+    /// Call rows (`RecordType` = `call`): what the queries count.
     rows: u64,
+    /// Checkpoint and other non-call records, counted but not summarised.
+    other_records: u64,
     /// Rows whose `TimeGenerated` does not parse; left out of the time range.
     bad_times: u64,
     skipped: Skipped,
@@ -186,6 +189,7 @@ impl Summary {
         Summary {
             files: 0,
             rows: 0,
+            other_records: 0,
             bad_times: 0,
             skipped: Skipped::default(),
             earliest: None,
@@ -215,6 +219,11 @@ impl Summary {
 
     /// Counts one row.
     pub fn add(&mut self, row: &Row<'_>) {
+        // Checkpoints (and other bookkeeping records) are no HSM operation.
+        if row.record_type != "call" {
+            self.other_records += 1;
+            return;
+        }
         // Arrival order breaks ties, so equal keys keep a stable order.
         let seq = self.rows;
         self.rows += 1;

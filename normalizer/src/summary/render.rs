@@ -72,6 +72,13 @@ impl Summary {
             plural(self.files as u64, "file", "files"),
             plural(self.writers.len() as u64, "writer", "writers"),
         );
+        if self.other_records > 0 {
+            let _ = writeln!(
+                out,
+                "(plus {} not summarised: checkpoints and other bookkeeping rows)",
+                plural(self.other_records, "record", "records")
+            );
+        }
         if let (Some((_, first)), Some((_, last))) = (&self.earliest, &self.latest) {
             let _ = writeln!(out, "TimeGenerated from {first} to {last}");
         }

@@ -309,3 +309,16 @@ fn no_rows_renders_only_the_header() {
     );
     assert!(!text.contains("(1)"));
 }
+
+#[test]
+fn checkpoints_are_counted_apart_from_calls() {
+    let checkpoint = Row {
+        operation_name: "HSM_AUDIT_CHECKPOINT".into(),
+        record_type: "checkpoint".into(),
+        ..login(true, 5)
+    };
+    let s = Summary::from_rows(10, [login(true, 1), checkpoint, login(false, 2)]);
+    assert_eq!(s.rows(), 2);
+    assert_eq!(answer(&s, "Login and session events").matched, 2);
+    assert!(s.render().contains("plus 1 record not summarised"), "{}", s.render());
+}
