@@ -12,6 +12,7 @@ pub mod config;
 pub mod context;
 pub mod event;
 pub mod function;
+pub mod health;
 pub mod names;
 pub mod row;
 pub mod sink;

@@ -80,6 +80,13 @@ row_schema! {
     writer_id: Cow<'a, str> => "WriterId", "string", false;
     /// Position of the row in its writer's stream: 1, 2, 3… without gaps.
     sequence_no: u64 => "SequenceNo", "long", false;
+    /// In an `HSM_AUDIT_GAP` row, how many rows of this writer were lost before it (their
+    /// SequenceNo values are missing); 0 in call rows.
+    lost_rows: u64 => "LostRows", "long", false;
+    /// In an `HSM_AUDIT_GAP` row, when the first lost call started; else empty.
+    lost_from: Cow<'a, str> => "LostFrom", "datetime", false;
+    /// In an `HSM_AUDIT_GAP` row, when the last lost call started; else empty.
+    lost_to: Cow<'a, str> => "LostTo", "datetime", false;
 }
 
 impl Row<'_> {
@@ -144,6 +151,9 @@ mod tests {
             duration_us: 1500,
             writer_id: "00ff".into(),
             sequence_no: 1,
+            lost_rows: 0,
+            lost_from: "".into(),
+            lost_to: "".into(),
         }
     }
 

@@ -96,13 +96,50 @@ impl Normalizer {
             call_origin: Cow::Borrowed(match event.origin {
                 Origin::Application => "application",
                 Origin::Shim => "shim",
+                Origin::Refused => "refused",
             }),
             duration_us: event.duration_ns / 1_000,
             writer_id: Cow::Borrowed(&c.writer_id),
             sequence_no,
+            lost_rows: 0,
+            lost_from: Cow::Borrowed(""),
+            lost_to: Cow::Borrowed(""),
         }
     }
+
+    /// Gives up the next `n` sequence numbers, for events that were lost before they could
+    /// be numbered, so that missing `SequenceNo` values always add up to `LostRows`.
+    pub fn skip(&mut self, n: u64) {
+        self.next_sequence += n;
+    }
+
+    /// The `HSM_AUDIT_GAP` row written once rows can be written again: `rows` rows of calls
+    /// started between `from_ns` and `to_ns` were lost. Takes the next sequence number.
+    pub fn gap(&mut self, rows: u64, from_ns: u64, to_ns: u64, now_ns: u64) -> Row<'_> {
+        let mut from = String::new();
+        let mut to = String::new();
+        format_time(from_ns, &mut from);
+        format_time(to_ns, &mut to);
+        let description = format!("{rows} audit rows could not be written ({from} to {to})");
+        let mut row = self.row(&Event {
+            origin: Origin::Shim,
+            ..Event::new(crate::function::FunctionId::GetInfo, 0, now_ns, 0)
+        });
+        row.operation_name = Cow::Borrowed(GAP_OPERATION);
+        row.opcode = Cow::Borrowed("");
+        row.pkcs11_function = Cow::Borrowed("");
+        row.result_type = Cow::Borrowed("Failure");
+        row.result_signature = Cow::Borrowed("HSM_AUDIT_ROWS_LOST");
+        row.result_description = Cow::Owned(description);
+        row.lost_rows = rows;
+        row.lost_from = Cow::Owned(from);
+        row.lost_to = Cow::Owned(to);
+        row
+    }
 }
+
+/// `OperationName` of the row that reports lost rows.
+pub const GAP_OPERATION: &str = "HSM_AUDIT_GAP";
 
 #[cfg(test)]
 mod tests {
@@ -143,5 +180,13 @@ mod tests {
         assert_eq!(row.mechanism, "CKM_ECDSA");
         assert_eq!(row.result_type, "Success");
         assert_eq!(row.sequence_no, 2);
+        n.skip(3);
+        let row = n.gap(4, 1_763_762_603_000_000_000, 1_763_762_604_000_000_000, 0);
+        assert_eq!(row.operation_name, GAP_OPERATION);
+        assert_eq!(row.sequence_no, 6);
+        assert_eq!(row.lost_rows, 4);
+        assert_eq!(row.lost_from, "2025-11-21T22:03:23.000000Z");
+        assert_eq!(row.lost_to, "2025-11-21T22:03:24.000000Z");
+        assert_eq!(row.call_origin, "shim");
     }
 }

@@ -5,11 +5,16 @@
 //! new file (a new day, or a new part once `max_file_bytes` is reached). Each process writes
 //! only its own files, and each write hands whole lines to the OS, so concurrent processes
 //! never interleave partial lines.
+//!
+//! When a write fails (disk full, directory gone) the rows of that write are dropped and
+//! counted by the writer; a partial line the failed write left is cut off again, and the next
+//! write reopens the file (recreating the directory), so writing resumes once it can.
 
 use super::Sink;
 use crate::row::Row;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Buffered rows are written once this many bytes are pending (or on `flush`).
@@ -25,6 +30,7 @@ pub struct JsonlSink {
     file: Option<File>,
     file_bytes: u64,
     pending: Vec<u8>,
+    pending_rows: u64,
     pending_day: String,
 }
 
@@ -41,6 +47,7 @@ impl JsonlSink {
             file: None,
             file_bytes: 0,
             pending: Vec::with_capacity(WRITE_CHUNK + 4096),
+            pending_rows: 0,
             pending_day: String::new(),
         })
     }
@@ -54,16 +61,32 @@ impl JsonlSink {
         }
     }
 
-    fn open(&mut self) -> io::Result<&mut File> {
-        if self.file.is_none() {
+    fn open(&mut self) -> io::Result<()> {
+        while self.file.is_none() {
             let path = self
                 .dir
                 .join(Self::file_name(&self.day, self.pid, self.part));
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
-            self.file_bytes = file.metadata()?.len();
+            let mut options = OpenOptions::new();
+            options.create(true).append(true).read(true);
+            let mut file = match options.open(&path) {
+                // The directory was removed while we ran: make it again, as at start.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(&self.dir)?;
+                    options.open(&path)?
+                }
+                other => other?,
+            };
+            let len = file.metadata()?.len();
+            if len > 0 && !ends_with_newline(&mut file, len) {
+                // A predecessor with our pid was killed mid-line: appending would glue our
+                // first row onto its fragment, so start the next part instead.
+                self.part += 1;
+                continue;
+            }
+            self.file_bytes = len;
             self.file = Some(file);
         }
-        Ok(self.file.as_mut().expect("opened above"))
+        Ok(())
     }
 
     fn write_pending(&mut self) -> io::Result<()> {
@@ -75,9 +98,20 @@ impl JsonlSink {
             self.part = 1;
             self.file = None;
         }
+        let result = self.write_pending_once();
+        // Whatever happened, the held rows are gone: written, or counted lost by the writer.
+        // Keeping them for a retry would let memory grow without bound on a full disk.
+        self.pending.clear();
+        self.pending_rows = 0;
+        if result.is_err() {
+            self.file = None;
+        }
+        result
+    }
+
+    fn write_pending_once(&mut self) -> io::Result<()> {
         loop {
-            let file = self.open()?;
-            let _ = file;
+            self.open()?;
             if self.file_bytes == 0
                 || self.file_bytes + self.pending.len() as u64 <= self.max_file_bytes
             {
@@ -87,12 +121,36 @@ impl JsonlSink {
             self.file = None;
         }
         let file = self.file.as_mut().expect("opened above");
-        // On failure the rows stay pending and the next flush retries them.
-        file.write_all(&self.pending)?;
+        if let Err(e) = file.write_all(&self.pending) {
+            // Cut off the partial line a short write may have left, so the next row starts
+            // on a line of its own; if that fails too, the next rows go to the next part.
+            let cut = file.set_len(self.file_bytes).is_ok()
+                || file.metadata().is_ok_and(|m| m.len() == self.file_bytes);
+            if !cut {
+                self.part += 1;
+            }
+            return Err(e);
+        }
+        if file.metadata()?.nlink() == 0 {
+            // The file (or its directory) was deleted under us: these rows went nowhere.
+            // Write them again to a fresh file.
+            self.file = None;
+            self.open()?;
+            let file = self.file.as_mut().expect("opened above");
+            file.write_all(&self.pending)?;
+        }
         self.file_bytes += self.pending.len() as u64;
-        self.pending.clear();
         Ok(())
     }
+}
+
+/// Whether a non-empty file's last byte is a newline.
+fn ends_with_newline(file: &mut File, len: u64) -> bool {
+    let mut last = [0u8];
+    // A file we cannot read back (e.g. a device) counts as ending cleanly.
+    file.seek(SeekFrom::Start(len - 1))
+        .and_then(|_| file.read_exact(&mut last))
+        .map_or(true, |()| last[0] == b'\n')
 }
 
 impl Sink for JsonlSink {
@@ -105,6 +163,7 @@ impl Sink for JsonlSink {
         }
         serde_json::to_writer(&mut self.pending, row)?;
         self.pending.push(b'\n');
+        self.pending_rows += 1;
         if self.pending.len() >= WRITE_CHUNK {
             self.write_pending()?;
         }
@@ -113,6 +172,17 @@ impl Sink for JsonlSink {
 
     fn flush(&mut self) -> io::Result<()> {
         self.write_pending()
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        match &self.file {
+            Some(file) => file.sync_data(),
+            None => Ok(()),
+        }
+    }
+
+    fn held(&self) -> u64 {
+        self.pending_rows
     }
 }
 
