@@ -136,7 +136,8 @@ static ACTIVE: AtomicPtr<Active> = AtomicPtr::new(std::ptr::null_mut());
 /// Held while a writer starts. An atomic rather than a mutex so the child after `fork` can
 /// reset it (a lock held by a parent thread at fork time would stay held forever).
 static STARTING: AtomicBool = AtomicBool::new(false);
-/// Generation whose writer could not start (so the failure is logged and tried only once).
+/// Generation whose writer could not start (so the failure is logged once, and retried only
+/// by `C_Initialize`).
 static FAILED_GENERATION: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Events that could not be handed to a writer.
 static LOST: AtomicU64 = AtomicU64::new(0);
@@ -158,13 +159,13 @@ pub fn lost() -> u64 {
 /// configuration error the application must hear about). The reason was logged.
 pub fn require_writer() -> Result<(), CK_RV> {
     let generation = GENERATION.load(Ordering::Acquire);
-    let _ = FAILED_GENERATION.compare_exchange(
-        generation,
-        u64::MAX,
-        Ordering::AcqRel,
-        Ordering::Relaxed,
-    );
-    active().map(|_| ()).ok_or(CKR_GENERAL_ERROR)
+    // SAFETY: as in `active`.
+    match unsafe { ACTIVE.load(Ordering::Acquire).as_ref() } {
+        Some(a) if a.generation == generation => Ok(()),
+        _ => start_locking(generation)
+            .map(|_| ())
+            .ok_or(CKR_GENERAL_ERROR),
+    }
 }
 
 #[inline]
@@ -194,9 +195,14 @@ fn record(event: Event) {
 
 #[cold]
 fn start(generation: u64) -> Option<&'static Active> {
+    // Calls other than C_Initialize do not retry a writer that failed to start.
     if FAILED_GENERATION.load(Ordering::Acquire) == generation {
         return None;
     }
+    start_locking(generation)
+}
+
+fn start_locking(generation: u64) -> Option<&'static Active> {
     while STARTING
         .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
@@ -230,10 +236,12 @@ fn start_locked(generation: u64) -> Option<&'static Active> {
             Some(active)
         }
         Err(e) => {
-            FAILED_GENERATION.store(generation, Ordering::Release);
-            crate::diag::error(format_args!(
-                "cannot record PKCS#11 calls (config `output`): {e}"
-            ));
+            // One line per process (and fork generation), however often it is retried.
+            if FAILED_GENERATION.swap(generation, Ordering::AcqRel) != generation {
+                crate::diag::error(format_args!(
+                    "cannot record PKCS#11 calls (config `output`): {e}"
+                ));
+            }
             None
         }
     }

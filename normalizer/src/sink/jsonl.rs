@@ -98,7 +98,9 @@ impl JsonlSink {
             self.part = 1;
             self.file = None;
         }
-        let result = self.write_pending_once();
+        let result = self.write_pending_once().map_err(|e| {
+            io::Error::new(e.kind(), format!("writing in {}: {e}", self.dir.display()))
+        });
         // Whatever happened, the held rows are gone: written, or counted lost by the writer.
         // Keeping them for a retry would let memory grow without bound on a full disk.
         self.pending.clear();
