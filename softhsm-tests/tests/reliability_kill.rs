@@ -18,6 +18,8 @@ struct Killed {
     rows: u64,
     /// Unterminated final lines.
     fragments: usize,
+    /// How long the load ran before the kill.
+    loaded: Duration,
 }
 
 fn read_counter(path: &std::path::Path) -> u64 {
@@ -30,7 +32,7 @@ fn read_counter(path: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn kill_mid_load(durability: &str, after_calls: u64) -> Killed {
+fn kill_mid_load(durability: &str, after_calls: u64, pause_us: u64) -> Killed {
     let token = Token::default_test();
     let counter = token.path().join("counter");
     let mut child = stress(&token)
@@ -38,6 +40,7 @@ fn kill_mid_load(durability: &str, after_calls: u64) -> Killed {
             "kill",
             &format!("threads={THREADS}"),
             &format!("counter={}", counter.display()),
+            &format!("pause_us={pause_us}"),
         ])
         .env("HSM_AUDIT_DURABILITY", durability)
         .stdout(std::process::Stdio::piped())
@@ -49,11 +52,13 @@ fn kill_mid_load(durability: &str, after_calls: u64) -> Killed {
         .unwrap();
     assert_eq!(line.trim(), "ready 1");
     // Not a timing assertion: the deadline only keeps a broken workload from hanging CI.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let ready = Instant::now();
+    let deadline = ready + Duration::from_secs(60);
     while read_counter(&counter) < after_calls && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().expect("SIGKILL");
+    let loaded = ready.elapsed();
     child.wait().unwrap();
     let returned = read_counter(&counter);
     let (rows, fragments) = read_rows_after_kill(&token.out_dir());
@@ -64,12 +69,13 @@ fn kill_mid_load(durability: &str, after_calls: u64) -> Killed {
         returned,
         rows: application_rows(&rows) as u64,
         fragments,
+        loaded,
     }
 }
 
 #[test]
 fn sync_mode_loses_no_returned_call() {
-    let k = kill_mid_load("sync", 500);
+    let k = kill_mid_load("sync", 500, 0);
     assert!(k.fragments <= 1);
     assert!(
         k.rows >= k.returned,
@@ -81,7 +87,7 @@ fn sync_mode_loses_no_returned_call() {
 
 #[test]
 fn buffered_mode_loses_only_unwritten_rows() {
-    let k = kill_mid_load("buffered", 100_000);
+    let k = kill_mid_load("buffered", 100_000, 0);
     assert!(k.fragments <= 1);
     // Rows only ever record calls that were made: at most the calls in flight beyond those
     // that returned.
@@ -111,19 +117,26 @@ fn rounds() -> u64 {
 #[test]
 #[ignore = "measurement for docs/reliability.md"]
 fn measure_buffered_kill_loss() {
-    for round in 0..rounds() {
-        let started = Instant::now();
-        let k = kill_mid_load("buffered", 300_000 + round * 100_000);
-        let rate = k.returned as f64 / started.elapsed().as_secs_f64();
-        let lost = k.returned.saturating_sub(k.rows);
-        println!(
-            "round {round}: returned {} rows {} lost {lost} (~{:.0} ms of calls at {rate:.0} calls/s), fragments {}",
-            k.returned,
-            k.rows,
-            lost as f64 / rate * 1000.0,
-            k.fragments
-        );
+    // Saturated (the writer cannot keep up, the channel is full), then a steady load with a
+    // 100 µs pause after each call.
+    for (pause_us, after) in [(0, 300_000), (100, 20_000)] {
+        for round in 0..rounds() {
+            measure_one_kill(pause_us, after + round * after / 3);
+        }
     }
+}
+
+fn measure_one_kill(pause_us: u64, after: u64) {
+    let k = kill_mid_load("buffered", after, pause_us);
+    let rate = k.returned as f64 / k.loaded.as_secs_f64();
+    let lost = k.returned.saturating_sub(k.rows);
+    println!(
+        "pause {pause_us} us, killed after {after}: returned {} rows {} lost {lost} (~{:.0} ms of calls at {rate:.0} calls/s), fragments {}",
+        k.returned,
+        k.rows,
+        lost as f64 / rate * 1000.0,
+        k.fragments
+    );
 }
 
 /// The cost of `durability = "sync"`: wall time per call, buffered vs sync.

@@ -188,7 +188,8 @@ impl Sink for JsonlSink {
     }
 }
 
-/// Row files in `dir` (not recursive), sorted by name.
+/// Row files in `dir` (not recursive), in writing order: by day and pid, then part number
+/// (a plain name sort would put `…-pid7-2.jsonl` before `…-pid7.jsonl`).
 pub fn row_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -199,6 +200,51 @@ pub fn row_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
                     .is_some_and(|n| n.to_string_lossy().starts_with("hsm-audit-"))
         })
         .collect();
-    files.sort();
+    files.sort_by_cached_key(|p| part_key(p));
     Ok(files)
+}
+
+/// (file name without its part suffix, part number) of a row file.
+fn part_key(path: &Path) -> (String, u32) {
+    let name = path
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    if let Some((base, part)) = name.rsplit_once('-') {
+        if let (true, Ok(n)) = (base.contains("-pid"), part.parse::<u32>()) {
+            return (base.to_owned(), n);
+        }
+    }
+    (name, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_sort_after_their_first_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "hsm-audit-2026-01-02-pid7-10.jsonl",
+            "hsm-audit-2026-01-02-pid7-2.jsonl",
+            "hsm-audit-2026-01-02-pid7.jsonl",
+            "hsm-audit-2026-01-01-pid9.jsonl",
+        ] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let names: Vec<String> = row_files(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "hsm-audit-2026-01-01-pid9.jsonl",
+                "hsm-audit-2026-01-02-pid7.jsonl",
+                "hsm-audit-2026-01-02-pid7-2.jsonl",
+                "hsm-audit-2026-01-02-pid7-10.jsonl",
+            ]
+        );
+    }
 }

@@ -200,8 +200,9 @@ fn exit(o: &Opts) {
     }
 }
 
-/// `threads=T counter=PATH`: calls until killed; after each returned call, bumps a
-/// counter in a shared mapping of PATH, which outlives a `kill -9`.
+/// `threads=T counter=PATH pause_us=P`: calls until killed (pausing P µs after each call
+/// for a load below saturation); after each returned call, bumps a counter in a shared
+/// mapping of PATH, which outlives a `kill -9`.
 fn kill_target(o: &Opts) {
     let path = o.str("counter", "");
     let file = std::fs::OpenOptions::new()
@@ -225,6 +226,7 @@ fn kill_target(o: &Opts) {
         assert_ne!(p, libc::MAP_FAILED, "mmap");
         &*(p as *const AtomicU64)
     };
+    let pause = o.num("pause_us", 0);
     let m = start();
     counter.store(CALLS.load(Ordering::Relaxed), Ordering::Relaxed);
     report("ready", 1);
@@ -233,6 +235,9 @@ fn kill_target(o: &Opts) {
             s.spawn(|| loop {
                 assert_eq!(m.get_info(), CKR_OK);
                 counter.fetch_add(1, Ordering::Relaxed);
+                if pause > 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(pause));
+                }
             });
         }
     });
