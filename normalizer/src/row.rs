@@ -78,7 +78,8 @@ row_schema! {
     duration_us: u64 => "DurationUs", "long", false;
     /// Random id of the writer (one per process and fork) that wrote the row.
     writer_id: Cow<'a, str> => "WriterId", "string", false;
-    /// Position of the row in its writer's stream: 1, 2, 3… without gaps.
+    /// Position of the row in its writer's stream: 1, 2, 3…; a number is missing only for a
+    /// row counted in the `LostRows` of an `HSM_AUDIT_GAP` row.
     sequence_no: u64 => "SequenceNo", "long", false;
     /// In an `HSM_AUDIT_GAP` row, how many rows of this writer were lost before it (their
     /// SequenceNo values are missing); 0 in call rows.
