@@ -194,6 +194,10 @@ config_keys! {
     channel_capacity: usize = 65536, "65536", "HSM_AUDIT_CHANNEL_CAPACITY";
     /// A row file is closed and the next part started once it reaches this size, bytes.
     max_file_bytes: u64 = 256 * 1024 * 1024, "268435456", "HSM_AUDIT_MAX_FILE_BYTES";
+    /// A checkpoint row (chain head and count) follows this many call rows; one is also written after each flush interval with new rows, and at shutdown.
+    checkpoint_every: u64 = 1000, "1000", "HSM_AUDIT_CHECKPOINT_EVERY";
+    /// Ed25519 private key that signs checkpoints: PKCS#8 PEM, as `hsm-audit keygen` or `openssl genpkey -algorithm ed25519` writes it. Unset: checkpoints are unsigned.
+    signing_key_file: Option<PathBuf> = None, "(unsigned)", "HSM_AUDIT_SIGNING_KEY_FILE";
     /// Diagnostic log filter (`error`, `warn`, `info`, `debug`, or a tracing filter).
     log_level: String = "warn".to_owned(), "warn", "HSM_AUDIT_LOG_LEVEL";
     /// Diagnostic log file; unset means standard error.
@@ -202,6 +206,8 @@ config_keys! {
     durability: Durability = Durability::Buffered, "buffered", "HSM_AUDIT_DURABILITY";
     /// While rows cannot be written: `fail-open` lets calls proceed and writes a gap row counting the lost rows once writing works; `fail-closed` refuses calls with `CKR_FUNCTION_FAILED` before they reach the HSM.
     on_write_failure: WriteFailurePolicy = WriteFailurePolicy::FailOpen, "fail-open", "HSM_AUDIT_ON_WRITE_FAILURE";
+    /// Cloud HSM cluster resource id; when set, rows are also written in the Azure storage archive layout under `output`.
+    resource_id: Option<String> = None, "(none)", "HSM_AUDIT_RESOURCE_ID";
 }
 
 impl Config {
@@ -247,6 +253,18 @@ impl Config {
         if self.flush_interval_ms == 0 {
             return Err(ConfigError::Invalid {
                 key: "flush_interval_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if let Some(id) = &self.resource_id {
+            crate::resource_id::ResourceId::parse(id).map_err(|reason| ConfigError::Invalid {
+                key: "resource_id",
+                reason,
+            })?;
+        }
+        if self.checkpoint_every == 0 {
+            return Err(ConfigError::Invalid {
+                key: "checkpoint_every",
                 reason: "must be at least 1".into(),
             });
         }
@@ -323,6 +341,9 @@ mod tests {
         let e = Config::load_with(&env(&[("HSM_AUDIT_FLUSH_INTERVAL_MS", "soon")])).unwrap_err();
         assert!(e.to_string().contains("HSM_AUDIT_FLUSH_INTERVAL_MS"), "{e}");
 
+        let e = Config::load_with(&env(&[("HSM_AUDIT_CHECKPOINT_EVERY", "0")])).unwrap_err();
+        assert!(e.to_string().contains("checkpoint_every"), "{e}");
+
         let e = Config::load_with(&env(&[(CONFIG_ENV, "/nonexistent/x.toml")])).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x.toml"), "{e}");
 
@@ -336,6 +357,11 @@ mod tests {
         .unwrap();
         assert_eq!(c.durability, Durability::Sync);
         assert_eq!(c.on_write_failure, WriteFailurePolicy::FailClosed);
+
+        let e = Config::load_with(&env(&[("HSM_AUDIT_RESOURCE_ID", "/subscriptions/x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`resource_id`") && !e.contains('\n'), "{e}");
 
         let c = Config::load_with(&env(&[])).unwrap();
         assert!(c
@@ -357,7 +383,8 @@ mod tests {
         // Each key is accepted by the parser (deny_unknown_fields rejects anything else).
         for k in KEYS {
             let value = match k.name {
-                "flush_interval_ms" | "max_file_bytes" | "channel_capacity" => "5".to_owned(),
+                "flush_interval_ms" | "max_file_bytes" | "channel_capacity"
+                | "checkpoint_every" => "5".to_owned(),
                 "durability" => "\"sync\"".to_owned(),
                 "on_write_failure" => "\"fail-closed\"".to_owned(),
                 _ => "\"x\"".to_owned(),

@@ -125,6 +125,7 @@ ckr_names!(
 );
 
 /// `ResultSignature`: the `CKR_*` name, or `CKR_VENDOR_DEFINED+0x…` / `0x…` for others.
+#[allow(clippy::unnecessary_cast)] // CK_RV is c_ulong: not u64 on every target.
 pub fn result_signature(rv: u64) -> String {
     match ckr_name(rv) {
         Some(name) => name.to_owned(),

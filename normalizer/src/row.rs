@@ -32,7 +32,97 @@ macro_rules! row_schema {
         pub const COLUMNS: &[Column] = &[
             $( Column { name: $col, kind: $kind, azure: $azure, description: concat!($($doc),+) }, )*
         ];
+
+        impl Row<'_> {
+            /// Appends the row as one JSON object, byte for byte what `serde_json::to_writer`
+            /// writes, but faster: column names are constants here rather than strings to
+            /// escape, and values are scanned for escapes a chunk at a time. The writer's hot
+            /// path renders (and hashes) every row through this.
+            pub fn write_json(&self, out: &mut Vec<u8>) {
+                let start = out.len();
+                $(
+                    out.extend_from_slice(concat!(",\"", $col, "\":").as_bytes());
+                    JsonValue::write_json(&self.$field, out);
+                )*
+                // The first column's leading comma becomes the opening brace.
+                out[start] = b'{';
+                out.push(b'}');
+            }
+        }
     };
+}
+
+/// A column value `Row::write_json` can render.
+trait JsonValue {
+    fn write_json(&self, out: &mut Vec<u8>);
+}
+
+impl JsonValue for u64 {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = *self;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(&digits[i..]);
+    }
+}
+
+impl JsonValue for Cow<'_, str> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let bytes = self.as_bytes();
+        if needs_escape(bytes) {
+            // Rare: let serde_json escape it, so the bytes stay exactly its own.
+            serde_json::to_writer(&mut *out, self.as_ref()).expect("a Vec accepts any write");
+        } else {
+            out.reserve(bytes.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(bytes);
+            out.push(b'"');
+        }
+    }
+}
+
+/// Whether JSON needs an escape in `bytes`: a control character, `"` or `\\` (serde_json
+/// escapes exactly these). Most values are short, so this reads 8 bytes at a time (the last
+/// word overlapping the one before) instead of looping over bytes.
+fn needs_escape(bytes: &[u8]) -> bool {
+    fn special(b: u8) -> bool {
+        b < 0x20 || b == b'"' || b == b'\\'
+    }
+    if bytes.len() < 8 {
+        return bytes.iter().any(|&b| special(b));
+    }
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        if word_has_special(word(i)) {
+            return true;
+        }
+        i += 8;
+    }
+    i < bytes.len() && word_has_special(word(bytes.len() - 8))
+}
+
+/// Whether any byte of `v` is below 0x20, `"` or `\\`. The "has a byte less than n" bit
+/// trick: exact as a yes/no for n <= 128.
+fn word_has_special(v: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    let has_less = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
+    let quote = v ^ (ONES * u64::from(b'"'));
+    let backslash = v ^ (ONES * u64::from(b'\\'));
+    (has_less(v, 0x20) | has_less(quote, 1) | has_less(backslash, 1)) != 0
 }
 
 row_schema! {
@@ -72,7 +162,8 @@ row_schema! {
     mechanism: Cow<'a, str> => "Mechanism", "string", false;
     /// The `CKU_*` user type, for `C_Login` and `C_LoginUser`; else empty.
     user_type: Cow<'a, str> => "UserType", "string", false;
-    /// `application`, or `shim` for calls the shim made itself.
+    /// `application`; `shim` for calls the shim made itself and for gap rows; `refused` for
+    /// calls refused under `on_write_failure = "fail-closed"`; empty in checkpoints.
     call_origin: Cow<'a, str> => "CallOrigin", "string", false;
     /// Time spent in the vendor module, microseconds.
     duration_us: u64 => "DurationUs", "long", false;
@@ -82,12 +173,25 @@ row_schema! {
     /// row counted in the `LostRows` of an `HSM_AUDIT_GAP` row.
     sequence_no: u64 => "SequenceNo", "long", false;
     /// In an `HSM_AUDIT_GAP` row, how many rows of this writer were lost before it (their
-    /// SequenceNo values are missing); 0 in call rows.
+    /// SequenceNo values are missing); 0 in other rows.
     lost_rows: u64 => "LostRows", "long", false;
     /// In an `HSM_AUDIT_GAP` row, when the first lost call started; else empty.
     lost_from: Cow<'a, str> => "LostFrom", "datetime", false;
     /// In an `HSM_AUDIT_GAP` row, when the last lost call started; else empty.
     lost_to: Cow<'a, str> => "LostTo", "datetime", false;
+    /// `call` for a PKCS#11 call, `checkpoint` for a hash-chain checkpoint, `gap` for an
+    /// `HSM_AUDIT_GAP` row reporting lost rows (neither is a call).
+    record_type: Cow<'a, str> => "RecordType", "string", false;
+    /// In a checkpoint, how many rows of the stream precede it (= SequenceNo - 1, lost rows
+    /// included); 0 in other rows.
+    chain_count: u64 => "ChainCount", "long", false;
+    /// In a signed checkpoint, the Ed25519 signature (hex) of its chain head; else empty.
+    signature: Cow<'a, str> => "Signature", "string", false;
+    /// RowHash of the previous row of this writer's stream on disk (lost rows are not in the
+    /// chain); 64 zeros for the first row.
+    prev_hash: Cow<'a, str> => "PrevHash", "string", false;
+    /// SHA-256 (hex) of every byte of this row's JSON line before this value. Stays last.
+    row_hash: Cow<'a, str> => "RowHash", "string", false;
 }
 
 impl Row<'_> {
@@ -125,38 +229,47 @@ pub fn markdown() -> String {
 }
 
 #[cfg(test)]
+/// A complete, valid row for tests elsewhere in the crate (override fields with `..sample()`).
+pub(crate) fn sample() -> Row<'static> {
+    Row {
+        time_generated: "2026-11-21T22:03:23.123456Z".into(),
+        operation_name: "CN_LOGIN".into(),
+        opcode: "0xd".into(),
+        hsm_instance: "hsm1".into(),
+        member_id: "hsm1".into(),
+        cluster_type: "".into(),
+        pool_type: "".into(),
+        caller_ip_address: "10.0.0.4".into(),
+        client_info: "app (pid 1)".into(),
+        client_sdk_package_version: "".into(),
+        duration_ms: 1,
+        result_type: "Success".into(),
+        result_signature: "CKR_OK".into(),
+        result_description: "Success".into(),
+        source_system: "hsm-audit".into(),
+        pkcs11_function: "C_Login".into(),
+        mechanism: "".into(),
+        user_type: "CKU_USER".into(),
+        call_origin: "application".into(),
+        duration_us: 1500,
+        writer_id: "00ff".into(),
+        sequence_no: 1,
+        lost_rows: 0,
+        lost_from: "".into(),
+        lost_to: "".into(),
+        record_type: "call".into(),
+        chain_count: 0,
+        signature: "".into(),
+        prev_hash: "0".repeat(64).into(),
+        row_hash: "ab".repeat(32).into(),
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample() -> Row<'static> {
-        Row {
-            time_generated: "2026-11-21T22:03:23.123456Z".into(),
-            operation_name: "CN_LOGIN".into(),
-            opcode: "0xd".into(),
-            hsm_instance: "hsm1".into(),
-            member_id: "hsm1".into(),
-            cluster_type: "".into(),
-            pool_type: "".into(),
-            caller_ip_address: "10.0.0.4".into(),
-            client_info: "app (pid 1)".into(),
-            client_sdk_package_version: "".into(),
-            duration_ms: 1,
-            result_type: "Success".into(),
-            result_signature: "CKR_OK".into(),
-            result_description: "Success".into(),
-            source_system: "hsm-audit".into(),
-            pkcs11_function: "C_Login".into(),
-            mechanism: "".into(),
-            user_type: "CKU_USER".into(),
-            call_origin: "application".into(),
-            duration_us: 1500,
-            writer_id: "00ff".into(),
-            sequence_no: 1,
-            lost_rows: 0,
-            lost_from: "".into(),
-            lost_to: "".into(),
-        }
-    }
+    use super::sample;
 
     #[test]
     fn json_keys_are_the_columns_in_order() {
@@ -177,6 +290,66 @@ mod tests {
         let first = json.find("\"TimeGenerated\"").unwrap();
         let last = json.find("\"SequenceNo\"").unwrap();
         assert!(first < last);
+        // The chain's canonical form relies on RowHash closing the line.
+        assert_eq!(COLUMNS.last().unwrap().name, "RowHash");
+        assert!(json.ends_with(&format!("\"RowHash\":\"{}\"}}", "ab".repeat(32))));
+    }
+
+    #[test]
+    fn write_json_is_byte_for_byte_serde_json() {
+        let texts = [
+            "",
+            "plain ascii",
+            "caf\u{e9} \u{1f510} \u{7f}",
+            "\"",
+            "back\\slash",
+            "line\nbreak\ttab\u{1}\u{1f}",
+            "sixteen bytes ok and then a \" past the first chunk",
+            "exactly 16 bytes",
+            "exactly 16 byte\"",
+        ];
+        for (i, text) in texts.iter().enumerate() {
+            let mut row = sample();
+            row.client_info = Cow::Borrowed(text);
+            row.hsm_instance = Cow::Owned(texts[(i + 1) % texts.len()].repeat(3));
+            row.duration_us = [0, 9, 10, 1_500, u64::MAX][i % 5];
+            row.sequence_no = i as u64;
+            let mut fast = b"prefix".to_vec();
+            row.write_json(&mut fast);
+            let mut expected = b"prefix".to_vec();
+            expected.extend(serde_json::to_vec(&row).unwrap());
+            assert_eq!(
+                String::from_utf8_lossy(&fast),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+    }
+
+    #[test]
+    fn escape_scan_agrees_with_a_byte_loop() {
+        let naive = |b: &[u8]| b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // Mostly harmless bytes (printable and >= 0x80), a special one now and then.
+        let alphabet: Vec<u8> = (0x20..=0xffu8)
+            .filter(|&c| c != b'"' && c != b'\\')
+            .collect();
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let mut bytes: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            if len > 0 && next() % 2 == 0 {
+                let special = [0u8, 0x1f, b'"', b'\\', b'\n'][(next() % 5) as usize];
+                bytes[(next() % len as u64) as usize] = special;
+            }
+            assert_eq!(needs_escape(&bytes), naive(&bytes), "{bytes:?}");
+        }
     }
 
     #[test]

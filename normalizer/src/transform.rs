@@ -1,6 +1,7 @@
 //! Event → row: looks the function up in the catalog and names the scalar values.
 
 use crate::catalog;
+use crate::chain::{CHECKPOINT_OPERATION, RECORD_CALL, RECORD_CHECKPOINT, RECORD_GAP};
 use crate::context::Context;
 use crate::event::{Event, Origin};
 use crate::names;
@@ -25,11 +26,42 @@ pub fn format_time(unix_ns: u64, out: &mut String) {
     *out = String::from_utf8(bytes).unwrap_or_default();
 }
 
+/// `format_time` that formats the date and time of day only when the second changes: a
+/// busy writer sees thousands of rows per second, and this was a visible share of its time.
+struct TimeText {
+    second: Option<u64>,
+    text: String,
+}
+
+impl TimeText {
+    fn format(&mut self, unix_ns: u64) -> &str {
+        let second = unix_ns / 1_000_000_000;
+        if self.second != Some(second) {
+            format_time(second * 1_000_000_000, &mut self.text);
+            self.second = Some(second);
+        }
+        // Keep "YYYY-MM-DDTHH:MM:SS." and write the microseconds and the Z.
+        let prefix = self.text.rfind('.').map_or(self.text.len(), |i| i + 1);
+        self.text.truncate(prefix);
+        let micros = (unix_ns % 1_000_000_000) / 1_000;
+        let mut digits = [b'0'; 6];
+        let mut n = micros;
+        for d in digits.iter_mut().rev() {
+            *d += (n % 10) as u8;
+            n /= 10;
+        }
+        self.text
+            .push_str(std::str::from_utf8(&digits).expect("ASCII digits"));
+        self.text.push('Z');
+        &self.text
+    }
+}
+
 /// Turns events into rows for one writer, numbering them 1, 2, 3…
 pub struct Normalizer {
     context: Context,
     next_sequence: u64,
-    time: String,
+    time: TimeText,
     results: HashMap<u64, (String, String)>,
 }
 
@@ -39,7 +71,10 @@ impl Normalizer {
         Normalizer {
             context,
             next_sequence: 1,
-            time: String::with_capacity(32),
+            time: TimeText {
+                second: None,
+                text: String::with_capacity(32),
+            },
             results: HashMap::new(),
         }
     }
@@ -59,11 +94,17 @@ impl Normalizer {
         self.next_sequence
     }
 
-    /// The row for `event`; takes the next sequence number.
-    pub fn row(&mut self, event: &Event) -> Row<'_> {
-        let sequence_no = self.next_sequence;
+    fn take_sequence(&mut self) -> u64 {
+        let n = self.next_sequence;
         self.next_sequence += 1;
-        format_time(event.start_unix_ns, &mut self.time);
+        n
+    }
+
+    /// The row for `event`; takes the next sequence number. `PrevHash` and `RowHash` are
+    /// left empty for [`crate::chain::Chain::seal`].
+    pub fn row(&mut self, event: &Event) -> Row<'_> {
+        let sequence_no = self.take_sequence();
+        let time = self.time.format(event.start_unix_ns);
         let (signature, description) = self.results.entry(event.rv).or_insert_with(|| {
             (
                 names::result_signature(event.rv),
@@ -73,7 +114,7 @@ impl Normalizer {
         let op = catalog::operation(event.function);
         let c = &self.context;
         Row {
-            time_generated: Cow::Borrowed(&self.time),
+            time_generated: Cow::Borrowed(time),
             operation_name: Cow::Borrowed(op.name),
             opcode: Cow::Borrowed(op.opcode),
             hsm_instance: Cow::Borrowed(&c.hsm_instance),
@@ -104,6 +145,53 @@ impl Normalizer {
             lost_rows: 0,
             lost_from: Cow::Borrowed(""),
             lost_to: Cow::Borrowed(""),
+            record_type: Cow::Borrowed(RECORD_CALL),
+            chain_count: 0,
+            signature: Cow::Borrowed(""),
+            prev_hash: Cow::Borrowed(""),
+            row_hash: Cow::Borrowed(""),
+        }
+    }
+
+    /// A checkpoint row written at `unix_ns`; takes the next sequence number. It records no
+    /// call, so the call columns (result, function, durations) are empty or zero; its
+    /// `ChainCount` is the number of rows before it, and sealing puts the chain head in its
+    /// `PrevHash`.
+    pub fn checkpoint(&mut self, unix_ns: u64) -> Row<'_> {
+        let sequence_no = self.take_sequence();
+        let time = self.time.format(unix_ns);
+        let c = &self.context;
+        Row {
+            time_generated: Cow::Borrowed(time),
+            operation_name: Cow::Borrowed(CHECKPOINT_OPERATION),
+            opcode: Cow::Borrowed(""),
+            hsm_instance: Cow::Borrowed(&c.hsm_instance),
+            member_id: Cow::Borrowed(&c.hsm_instance),
+            cluster_type: Cow::Borrowed(&c.cluster_type),
+            pool_type: Cow::Borrowed(&c.cluster_type),
+            caller_ip_address: Cow::Borrowed(&c.caller_ip_address),
+            client_info: Cow::Borrowed(&c.client_info),
+            client_sdk_package_version: Cow::Borrowed(&c.client_sdk_package_version),
+            duration_ms: 0,
+            result_type: Cow::Borrowed(""),
+            result_signature: Cow::Borrowed(""),
+            result_description: Cow::Borrowed(""),
+            source_system: Cow::Borrowed("hsm-audit"),
+            pkcs11_function: Cow::Borrowed(""),
+            mechanism: Cow::Borrowed(""),
+            user_type: Cow::Borrowed(""),
+            call_origin: Cow::Borrowed(""),
+            duration_us: 0,
+            writer_id: Cow::Borrowed(&c.writer_id),
+            sequence_no,
+            lost_rows: 0,
+            lost_from: Cow::Borrowed(""),
+            lost_to: Cow::Borrowed(""),
+            record_type: Cow::Borrowed(RECORD_CHECKPOINT),
+            chain_count: sequence_no - 1,
+            signature: Cow::Borrowed(""),
+            prev_hash: Cow::Borrowed(""),
+            row_hash: Cow::Borrowed(""),
         }
     }
 
@@ -126,6 +214,7 @@ impl Normalizer {
             ..Event::new(crate::function::FunctionId::GetInfo, 0, now_ns, 0)
         });
         row.operation_name = Cow::Borrowed(GAP_OPERATION);
+        row.record_type = Cow::Borrowed(RECORD_GAP);
         row.opcode = Cow::Borrowed("");
         row.pkcs11_function = Cow::Borrowed("");
         row.result_type = Cow::Borrowed("Failure");
@@ -180,6 +269,7 @@ mod tests {
         assert_eq!(row.mechanism, "CKM_ECDSA");
         assert_eq!(row.result_type, "Success");
         assert_eq!(row.sequence_no, 2);
+        assert_eq!(row.record_type, "call");
         n.skip(3);
         let row = n.gap(4, 1_763_762_603_000_000_000, 1_763_762_604_000_000_000, 0);
         assert_eq!(row.operation_name, GAP_OPERATION);
@@ -188,5 +278,41 @@ mod tests {
         assert_eq!(row.lost_from, "2025-11-21T22:03:23.000000Z");
         assert_eq!(row.lost_to, "2025-11-21T22:03:24.000000Z");
         assert_eq!(row.call_origin, "shim");
+        assert_eq!(row.record_type, "gap");
+    }
+
+    #[test]
+    fn cached_time_text_matches_full_formatting() {
+        let mut cache = TimeText {
+            second: None,
+            text: String::new(),
+        };
+        let mut full = String::new();
+        let base = 1_763_762_603_999_999_000u64;
+        for ns in [0, 999, 1_000, 1_001, 59_999_999_999, 60_000_000_000]
+            .into_iter()
+            .chain((0..2_000u64).map(|i| base + i * 7_919_321))
+            .chain([base, 0, u64::MAX])
+        {
+            format_time(ns, &mut full);
+            assert_eq!(cache.format(ns), full, "{ns}");
+        }
+    }
+
+    #[test]
+    fn checkpoints_share_the_sequence_and_count_what_precedes_them() {
+        let mut n = Normalizer::new(Context::current(&Config::default()));
+        n.row(&Event::new(FunctionId::Sign, 0, 0, 0));
+        n.row(&Event::new(FunctionId::Sign, 0, 0, 0));
+        let cp = n.checkpoint(1_763_762_603_000_000_000);
+        assert_eq!(cp.operation_name, CHECKPOINT_OPERATION);
+        assert_eq!(cp.record_type, "checkpoint");
+        assert_eq!((cp.sequence_no, cp.chain_count), (3, 2));
+        assert_eq!(cp.time_generated, "2025-11-21T22:03:23.000000Z");
+        assert!(!cp.succeeded());
+        assert_eq!(n.row(&Event::new(FunctionId::Sign, 0, 0, 0)).sequence_no, 4);
+        assert!(crate::catalog::CATALOG
+            .iter()
+            .all(|op| op.name != CHECKPOINT_OPERATION));
     }
 }

@@ -4,8 +4,18 @@
 //! The shim reads its configuration once per process, and SoftHSM reads `SOFTHSM2_CONF` at
 //! `C_Initialize`, so every workload runs in a child process with its own environment
 //! ([`Token::command`]); tests compare what those children print and write.
+//!
+//! - [`workloads`]: what the `p11-client` binary runs (raw function-list calls, `cryptoki`,
+//!   interface negotiation, threads), printing transcripts ([`raw`], [`transcript`]).
+//! - [`client`]: running it against SoftHSM directly or through the shim.
+//! - [`rows`]: checks on the rows the shim wrote; [`canary`]: the secrets that must not leak.
 
+pub mod canary;
+pub mod client;
 pub mod raw;
+pub mod rows;
+pub mod transcript;
+pub mod workloads;
 
 use normalizer::row::{parse_line, Row};
 use std::path::{Path, PathBuf};
@@ -124,6 +134,11 @@ impl Token {
             String::from_utf8_lossy(&out.stderr)
         );
         token
+    }
+
+    /// A token labelled and protected with the canary values the workloads expect.
+    pub fn canary() -> Token {
+        Token::new(canary::TOKEN_LABEL, canary::USER_PIN, canary::SO_PIN)
     }
 
     /// A token with ordinary test values.

@@ -1,14 +1,16 @@
 //! JSON Lines row files, the shape the Azure Monitor Agent tails.
 //!
 //! Files are `hsm-audit-<YYYY-MM-DD>-pid<PID>[-<part>].jsonl` (UTC date of the rows).
-//! They are opened for append and never truncated, rewritten or renamed; rotation starts a
+//! They are opened for append and never rewritten or renamed (nor truncated, except to undo
+//! a failed write of our own: see `append`); rotation starts a
 //! new file (a new day, or a new part once `max_file_bytes` is reached). Each process writes
 //! only its own files, and each write hands whole lines to the OS, so concurrent processes
 //! never interleave partial lines.
 //!
 //! When a write fails (disk full, directory gone) the rows of that write are dropped and
-//! counted by the writer; a partial line the failed write left is cut off again, and the next
-//! write reopens the file (recreating the directory), so writing resumes once it can.
+//! counted by the writer; whatever the failed write left in the file is cut off again, so no
+//! line of a lost batch stays on disk, and the next write reopens the file (recreating the
+//! directory), so writing resumes once it can.
 
 use super::Sink;
 use crate::row::Row;
@@ -111,21 +113,52 @@ impl JsonlSink {
         result
     }
 
+    /// Writes the pending rows to the current file. A failed write leaves no line of the
+    /// batch in any file (see `append`), so "the batch was lost" is exactly true and the
+    /// writer can roll its hash chain back to the last row on disk.
     fn write_pending_once(&mut self) -> io::Result<()> {
+        self.open_with_room()?;
+        self.append()?;
+        // A file we cannot stat counts as still linked: the rows are in it.
+        let unlinked = self
+            .file
+            .as_ref()
+            .is_some_and(|f| f.metadata().is_ok_and(|m| m.nlink() == 0));
+        if unlinked {
+            // The file (or its directory) was deleted under us: these rows went nowhere.
+            // Write them again to a fresh file.
+            self.file = None;
+            self.open_with_room()?;
+            self.append()?;
+        }
+        Ok(())
+    }
+
+    /// Opens the file to append to, starting the next part if the pending rows would not
+    /// fit under `max_file_bytes`.
+    fn open_with_room(&mut self) -> io::Result<()> {
         loop {
             self.open()?;
             if self.file_bytes == 0
                 || self.file_bytes + self.pending.len() as u64 <= self.max_file_bytes
             {
-                break;
+                return Ok(());
             }
             self.part += 1;
             self.file = None;
         }
-        let file = self.file.as_mut().expect("opened above");
+    }
+
+    /// Appends the pending rows to the open file, all or nothing: if the write fails, the
+    /// file is truncated back to its length before the write. That removes a partial line
+    /// a short write left, and also every complete line of the batch that did reach the
+    /// file: the writer counts the whole batch lost and links its next row to the last row
+    /// before the batch, so a line of the batch left on disk would break the chain. If even
+    /// the truncation fails (and the length is not already right), the next rows go to the
+    /// next part so they never follow a fragment.
+    fn append(&mut self) -> io::Result<()> {
+        let file = self.file.as_mut().expect("opened before appending");
         if let Err(e) = file.write_all(&self.pending) {
-            // Cut off the partial line a short write may have left, so the next row starts
-            // on a line of its own; if that fails too, the next rows go to the next part.
             let cut = file.set_len(self.file_bytes).is_ok()
                 || file.metadata().is_ok_and(|m| m.len() == self.file_bytes);
             if !cut {
@@ -133,15 +166,26 @@ impl JsonlSink {
             }
             return Err(e);
         }
-        if file.metadata()?.nlink() == 0 {
-            // The file (or its directory) was deleted under us: these rows went nowhere.
-            // Write them again to a fresh file.
-            self.file = None;
-            self.open()?;
-            let file = self.file.as_mut().expect("opened above");
-            file.write_all(&self.pending)?;
-        }
         self.file_bytes += self.pending.len() as u64;
+        Ok(())
+    }
+
+    /// Starts a new file when `row` belongs to another day than the pending rows.
+    fn switch_day(&mut self, row: &Row<'_>) -> io::Result<()> {
+        let day = row.time_generated.get(..10).unwrap_or("0000-00-00");
+        if day != self.pending_day {
+            self.write_pending()?;
+            self.pending_day.clear();
+            self.pending_day.push_str(day);
+        }
+        Ok(())
+    }
+
+    fn after_append(&mut self) -> io::Result<()> {
+        self.pending_rows += 1;
+        if self.pending.len() >= WRITE_CHUNK {
+            self.write_pending()?;
+        }
         Ok(())
     }
 }
@@ -157,19 +201,16 @@ fn ends_with_newline(file: &mut File, len: u64) -> bool {
 
 impl Sink for JsonlSink {
     fn accept(&mut self, row: &Row<'_>) -> io::Result<()> {
-        let day = row.time_generated.get(..10).unwrap_or("0000-00-00");
-        if day != self.pending_day {
-            self.write_pending()?;
-            self.pending_day.clear();
-            self.pending_day.push_str(day);
-        }
-        serde_json::to_writer(&mut self.pending, row)?;
+        self.switch_day(row)?;
+        row.write_json(&mut self.pending);
         self.pending.push(b'\n');
-        self.pending_rows += 1;
-        if self.pending.len() >= WRITE_CHUNK {
-            self.write_pending()?;
-        }
-        Ok(())
+        self.after_append()
+    }
+
+    fn accept_sealed(&mut self, row: &Row<'_>, line: &[u8]) -> io::Result<()> {
+        self.switch_day(row)?;
+        self.pending.extend_from_slice(line);
+        self.after_append()
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -1,5 +1,7 @@
-//! Sinks: where rows go. Each receives typed rows, never pre-rendered strings.
+//! Sinks: where rows go. Each receives typed rows, never pre-rendered strings — except the
+//! row's own JSON line, which the hash chain covers byte for byte (see `accept_sealed`).
 
+pub mod archive;
 pub mod jsonl;
 
 use crate::row::Row;
@@ -9,6 +11,14 @@ use std::io;
 pub trait Sink: Send {
     /// Takes one row; may buffer it.
     fn accept(&mut self, row: &Row<'_>) -> io::Result<()>;
+    /// Takes one sealed row together with `line`: its JSON line, the exact bytes its
+    /// `RowHash` was computed over, then `\n`. A sink that writes JSON Lines must write these
+    /// bytes unchanged (re-rendering costs time and risks breaking the chain); others can
+    /// keep this default and use the row.
+    fn accept_sealed(&mut self, row: &Row<'_>, line: &[u8]) -> io::Result<()> {
+        let _ = line;
+        self.accept(row)
+    }
     /// Hands every buffered row to the operating system.
     fn flush(&mut self) -> io::Result<()>;
     /// Makes every row handed to the operating system durable (`fdatasync`).

@@ -21,12 +21,14 @@ pub use object::*;
 pub use session::*;
 pub use slot::*;
 
-/// Defines forwarding exports. `mechanism = arg` records `arg`'s mechanism type;
+/// Defines forwarding exports. `mechanism = arg` records the type of the `CK_MECHANISM`
+/// `arg` points at; `mechanism_type = arg` records a `CK_MECHANISM_TYPE` passed by value;
 /// `user = arg` records a `CK_USER_TYPE` argument.
 macro_rules! forward {
     ($(
         $name:ident => $id:ident ( $( $arg:ident : $ty:ty ),* $(,)? )
-        $( mechanism = $mech:ident )? $( user = $user:ident )?;
+        $( mechanism = $mech:ident )? $( mechanism_type = $mech_type:ident )?
+        $( user = $user:ident )?;
     )*) => {$(
         #[doc = concat!("`", stringify!($name), "`, forwarded to the vendor and recorded.")]
         ///
@@ -46,6 +48,8 @@ macro_rules! forward {
                 #[allow(unused_mut)]
                 let mut scalars = crate::recorder::Scalars::NONE;
                 $( scalars.mechanism = unsafe { crate::recorder::mechanism_type($mech, rv) }; )?
+                // A scalar argument: recorded whatever the vendor answered.
+                $( scalars.mechanism = Some($mech_type as u64); )?
                 $( scalars.user_type = Some($user as u64); )?
                 call.finish(rv, scalars)
             })

@@ -1,0 +1,28 @@
+/* hsm-audit: what libhsm_audit_pkcs11.so exports beyond PKCS#11.
+ * Generated from pkcs11-shim/src/extra.rs by cbindgen; do not edit. */
+
+#ifndef HSM_AUDIT_H
+#define HSM_AUDIT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
+ * Writes every row recorded so far in this process to its file before returning, waiting
+ * at most `timeout_ms` milliseconds. Returns 0 on success, 1 on timeout.
+ */
+uint32_t hsm_audit_flush(uint32_t timeout_ms);
+
+/**
+ * Number of calls this process could not record (no writer could be started).
+ */
+uint64_t hsm_audit_lost_events(void);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* HSM_AUDIT_H */

@@ -1,0 +1,148 @@
+//! Secrets: PINs (user and SO), token and object labels, CKA_ID, data and the imported key's
+//! value are canaries; none appears in anything the shim writes (rows and its debug
+//! diagnostic log), raw, hex or base64. No session or object handle appears as a row value.
+
+use base64::Engine;
+use normalizer::row::COLUMNS;
+use softhsm_tests::client::Target;
+use softhsm_tests::transcript::{calls, handles};
+use softhsm_tests::{all_output_bytes, canary, Token};
+
+/// Runs `workload` through the shim with the debug log in the output directory; returns
+/// the token (whose output directory holds everything written) and the transcript.
+fn run_logged(workload: &str) -> (Token, String) {
+    let token = Token::canary();
+    let log = token.out_dir().join("shim.log");
+    let out = token
+        .command(softhsm_tests::bin_path("p11-client"))
+        .arg(Target::Shim.module())
+        .arg(workload)
+        .env("HSM_AUDIT_LOG_FILE", &log)
+        .env("HSM_AUDIT_LOG_LEVEL", "debug")
+        .output()
+        .expect("run p11-client");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log_text = std::fs::read_to_string(&log).expect("the diagnostic log was written");
+    assert!(
+        log_text.contains("loaded vendor module"),
+        "debug log too quiet: {log_text}"
+    );
+    (token, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn forms(secret: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let b64_url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    vec![
+        ("raw", secret.to_vec()),
+        ("hex", hex::encode(secret).into_bytes()),
+        ("HEX", hex::encode_upper(secret).into_bytes()),
+        (
+            "base64",
+            b64.encode(secret).trim_end_matches('=').as_bytes().to_vec(),
+        ),
+        ("base64url", b64_url.encode(secret).into_bytes()),
+    ]
+}
+
+fn assert_no_canary(token: &Token) {
+    let files = all_output_bytes(&token.out_dir());
+    assert!(
+        files.len() >= 2,
+        "expected row files and the log: {files:?}"
+    );
+    for (path, bytes) in &files {
+        for (name, secret) in canary::all() {
+            for (form, needle) in forms(secret) {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{name} appears ({form}) in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// No handle is a string value of a row, and the only numbers are the counters.
+fn assert_no_handles(token: &Token, transcript: &str) {
+    let handles = handles(transcript);
+    assert!(
+        handles.len() >= 10,
+        "the client printed its handles: {handles:?}"
+    );
+    let as_text: Vec<String> = handles
+        .iter()
+        .flat_map(|h| {
+            [
+                h.to_string(),
+                format!("{h:#x}"),
+                format!("{h:#X}"),
+                format!("{h:x}"),
+            ]
+        })
+        .collect();
+    let numeric = [
+        "DurationMs",
+        "DurationUs",
+        "SequenceNo",
+        "LostRows",
+        "ChainCount",
+    ];
+    let passed: Vec<String> = calls(transcript)
+        .into_iter()
+        .flat_map(|c| c.mechanism.into_iter().chain(c.user))
+        .collect();
+    let opcodes: Vec<&str> = normalizer::catalog::CATALOG
+        .iter()
+        .map(|op| op.opcode)
+        .collect();
+    let mut rows = 0;
+    for file in normalizer::sink::jsonl::row_files(&token.out_dir()).unwrap() {
+        for line in std::fs::read_to_string(&file).unwrap().lines() {
+            rows += 1;
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let object = value.as_object().expect("a row is an object");
+            assert_eq!(object.len(), COLUMNS.len(), "{line}");
+            for (key, v) in object {
+                match v {
+                    // Counters and durations, which may coincide with small handle values.
+                    serde_json::Value::Number(_) => {
+                        assert!(numeric.contains(&key.as_str()), "{key} in {line}")
+                    }
+                    // Opcodes come from the catalog's fixed set (and "0xd" is also 13 in hex).
+                    serde_json::Value::String(s) if key == "Opcode" => {
+                        assert!(opcodes.contains(&s.as_str()), "{key} in {line}")
+                    }
+                    // Mechanism and UserType carry only what the client passed as one (an
+                    // invalid user type 7 reads "0x7", like handle 7 in hex).
+                    serde_json::Value::String(s) if key == "Mechanism" || key == "UserType" => {
+                        assert!(s.is_empty() || passed.contains(s), "{key} {s} in {line}")
+                    }
+                    serde_json::Value::String(s) => {
+                        assert!(!as_text.contains(s), "handle {s} as {key} in {line}")
+                    }
+                    other => panic!("{key} is {other} in {line}"),
+                }
+            }
+        }
+    }
+    assert!(rows > 50, "only {rows} rows");
+}
+
+#[test]
+fn raw_workload_leaks_no_secret_and_no_handle() {
+    let (token, transcript) = run_logged("raw");
+    assert_no_canary(&token);
+    assert_no_handles(&token, &transcript);
+}
+
+#[test]
+fn cryptoki_workload_leaks_no_secret() {
+    let (token, _) = run_logged("cryptoki");
+    assert_no_canary(&token);
+}
