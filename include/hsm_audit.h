@@ -17,7 +17,8 @@ extern "C" {
 uint32_t hsm_audit_flush(uint32_t timeout_ms);
 
 /**
- * Number of calls this process could not record (no writer could be started).
+ * Number of rows this process lost: calls made while no writer could start, plus rows the
+ * writer could not write (calls, and the checkpoints and gap rows lost with them).
  */
 uint64_t hsm_audit_lost_events(void);
 

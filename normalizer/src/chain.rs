@@ -23,6 +23,8 @@ pub const CHECKPOINT_OPERATION: &str = "HSM_AUDIT_CHECKPOINT";
 pub const RECORD_CALL: &str = "call";
 /// `RecordType` of a checkpoint row.
 pub const RECORD_CHECKPOINT: &str = "checkpoint";
+/// `RecordType` of an `HSM_AUDIT_GAP` row, which reports rows that could not be written.
+pub const RECORD_GAP: &str = "gap";
 
 /// Hex digits of a hash.
 pub const HASH_HEX_LEN: usize = 64;
@@ -83,9 +85,18 @@ pub fn hash_prefix(prefix: &[u8]) -> Hash {
     Sha256::digest(prefix).into()
 }
 
-/// One writer's chain: the head (the last row's hash) and the buffer rows are rendered in.
+/// One writer's chain: the head (the last row's hash), the committed head (the hash of the
+/// last row known to be on disk) and the buffer rows are rendered in.
+///
+/// Rows that never reach the file must not stay in the chain, or the next row on disk would
+/// link to a hash no row on disk has. So the writer commits the head after every successful
+/// write and rolls back to the committed head after a failed one: the next row (an
+/// `HSM_AUDIT_GAP` row) then links to the last row actually written.
 pub struct Chain {
     head: [u8; HASH_HEX_LEN],
+    /// `PrevHash` of the last sealed row (the head before it).
+    before_last: [u8; HASH_HEX_LEN],
+    committed: [u8; HASH_HEX_LEN],
     line: Vec<u8>,
 }
 
@@ -102,8 +113,27 @@ impl Chain {
         hex_into(&GENESIS, &mut head);
         Chain {
             head,
+            before_last: head,
+            committed: head,
             line: Vec::with_capacity(1024),
         }
+    }
+
+    /// Every row sealed so far is on disk.
+    pub fn commit(&mut self) {
+        self.committed = self.head;
+    }
+
+    /// Every row sealed so far except the last one is on disk.
+    pub fn commit_all_but_last(&mut self) {
+        self.committed = self.before_last;
+    }
+
+    /// The rows sealed since the last commit were lost: the head goes back to the last row
+    /// on disk.
+    pub fn roll_back(&mut self) {
+        self.head = self.committed;
+        self.before_last = self.committed;
     }
 
     /// The current head as hex: the `PrevHash` the next row will carry.
@@ -116,6 +146,7 @@ impl Chain {
     /// and its line to `emit`.
     pub fn seal<R>(&mut self, row: Row<'_>, emit: impl FnOnce(&Row<'_>, &[u8]) -> R) -> R {
         let prev = self.head;
+        self.before_last = prev;
         let mut row = Row {
             prev_hash: Cow::Borrowed(std::str::from_utf8(&prev).expect("hex digits are ASCII")),
             row_hash: Cow::Borrowed(""),
@@ -186,6 +217,27 @@ mod tests {
             prev = parsed.row_hash.into_owned();
         }
         assert_eq!(chain.head(), prev);
+    }
+
+    #[test]
+    fn roll_back_returns_to_the_last_committed_row() {
+        let mut chain = Chain::new();
+        let mut n = normalizer();
+        let mut seal = |chain: &mut Chain| {
+            let row = n.row(&Event::new(FunctionId::Sign, 0, 0, 0));
+            chain.seal(row, |sealed, _| sealed.row_hash.to_string())
+        };
+        let a = seal(&mut chain);
+        chain.commit();
+        seal(&mut chain);
+        chain.roll_back();
+        assert_eq!(chain.head(), a);
+        let c = seal(&mut chain);
+        seal(&mut chain);
+        // Everything before the last row was written.
+        chain.commit_all_but_last();
+        chain.roll_back();
+        assert_eq!(chain.head(), c);
     }
 
     #[test]

@@ -108,6 +108,39 @@ macro_rules! from_env_parse {
 }
 from_env_parse!(u64, usize, bool);
 
+/// When a recorded call may return, relative to its row reaching the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Calls return at once; rows reach the file within `flush_interval_ms`.
+    Buffered,
+    /// A call returns only once its row is written and `fdatasync`ed.
+    Sync,
+}
+
+/// What the shim does with calls while rows cannot be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteFailurePolicy {
+    /// Calls proceed; lost rows are counted and reported by a gap row once writing works.
+    FailOpen,
+    /// Calls are refused with `CKR_FUNCTION_FAILED` before they reach the HSM.
+    FailClosed,
+}
+
+/// Parses an enum key's environment text with the same spelling as the TOML file.
+macro_rules! from_env_enum {
+    ($($t:ty),*) => {$(
+        impl FromEnv for $t {
+            fn from_env(s: &str) -> Result<Self, String> {
+                <$t>::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s.trim()))
+                    .map_err(|e| e.to_string())
+            }
+        }
+    )*};
+}
+from_env_enum!(Durability, WriteFailurePolicy);
+
 macro_rules! config_keys {
     ($( #[doc = $doc:literal] $field:ident : $ty:ty = $default:expr, $shown:literal, $env:literal; )*) => {
         /// The shim's and the normalizer's configuration.
@@ -169,6 +202,10 @@ config_keys! {
     log_level: String = "warn".to_owned(), "warn", "HSM_AUDIT_LOG_LEVEL";
     /// Diagnostic log file; unset means standard error.
     log_file: Option<PathBuf> = None, "(stderr)", "HSM_AUDIT_LOG_FILE";
+    /// `buffered`: rows reach the file within `flush_interval_ms`, a `kill -9` loses at most that much; `sync`: a call returns only after its row is written and `fdatasync`ed.
+    durability: Durability = Durability::Buffered, "buffered", "HSM_AUDIT_DURABILITY";
+    /// While rows cannot be written: `fail-open` lets calls proceed and writes a gap row counting the lost rows once writing works; `fail-closed` refuses calls with `CKR_FUNCTION_FAILED` before they reach the HSM.
+    on_write_failure: WriteFailurePolicy = WriteFailurePolicy::FailOpen, "fail-open", "HSM_AUDIT_ON_WRITE_FAILURE";
     /// Cloud HSM cluster resource id; when set, rows are also written in the Azure storage archive layout under `output`.
     resource_id: Option<String> = None, "(none)", "HSM_AUDIT_RESOURCE_ID";
 }
@@ -310,6 +347,17 @@ mod tests {
         let e = Config::load_with(&env(&[(CONFIG_ENV, "/nonexistent/x.toml")])).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x.toml"), "{e}");
 
+        let e = Config::load_with(&env(&[("HSM_AUDIT_DURABILITY", "fast")])).unwrap_err();
+        assert!(e.to_string().contains("HSM_AUDIT_DURABILITY"), "{e}");
+
+        let c = Config::load_with(&env(&[
+            ("HSM_AUDIT_DURABILITY", "sync"),
+            ("HSM_AUDIT_ON_WRITE_FAILURE", "fail-closed"),
+        ]))
+        .unwrap();
+        assert_eq!(c.durability, Durability::Sync);
+        assert_eq!(c.on_write_failure, WriteFailurePolicy::FailClosed);
+
         let e = Config::load_with(&env(&[("HSM_AUDIT_RESOURCE_ID", "/subscriptions/x")]))
             .unwrap_err()
             .to_string();
@@ -337,6 +385,8 @@ mod tests {
             let value = match k.name {
                 "flush_interval_ms" | "max_file_bytes" | "channel_capacity"
                 | "checkpoint_every" => "5".to_owned(),
+                "durability" => "\"sync\"".to_owned(),
+                "on_write_failure" => "\"fail-closed\"".to_owned(),
                 _ => "\"x\"".to_owned(),
             };
             let parsed: Result<Config, _> = toml::from_str(&format!("{} = {value}", k.name));

@@ -10,6 +10,9 @@ pub enum Origin {
     Application,
     /// The shim itself (e.g. the `C_GetInfo` it issues to learn the vendor's version).
     Shim,
+    /// The host application, refused by the shim (`on_write_failure = "fail-closed"` while
+    /// rows could not be written): the call never reached the vendor module.
+    Refused,
 }
 
 /// One PKCS#11 call.

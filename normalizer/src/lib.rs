@@ -14,6 +14,7 @@ pub mod config;
 pub mod context;
 pub mod event;
 pub mod function;
+pub mod health;
 pub mod names;
 pub mod resource_id;
 pub mod row;

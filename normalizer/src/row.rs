@@ -162,21 +162,33 @@ row_schema! {
     mechanism: Cow<'a, str> => "Mechanism", "string", false;
     /// The `CKU_*` user type, for `C_Login` and `C_LoginUser`; else empty.
     user_type: Cow<'a, str> => "UserType", "string", false;
-    /// `application`, or `shim` for calls the shim made itself.
+    /// `application`; `shim` for calls the shim made itself and for gap rows; `refused` for
+    /// calls refused under `on_write_failure = "fail-closed"`; empty in checkpoints.
     call_origin: Cow<'a, str> => "CallOrigin", "string", false;
     /// Time spent in the vendor module, microseconds.
     duration_us: u64 => "DurationUs", "long", false;
     /// Random id of the writer (one per process and fork) that wrote the row.
     writer_id: Cow<'a, str> => "WriterId", "string", false;
-    /// Position of the row in its writer's stream: 1, 2, 3… without gaps.
+    /// Position of the row in its writer's stream: 1, 2, 3…; a number is missing only for a
+    /// row counted in the `LostRows` of an `HSM_AUDIT_GAP` row.
     sequence_no: u64 => "SequenceNo", "long", false;
-    /// `call` for a PKCS#11 call, `checkpoint` for a hash-chain checkpoint (not a call).
+    /// In an `HSM_AUDIT_GAP` row, how many rows of this writer were lost before it (their
+    /// SequenceNo values are missing); 0 in other rows.
+    lost_rows: u64 => "LostRows", "long", false;
+    /// In an `HSM_AUDIT_GAP` row, when the first lost call started; else empty.
+    lost_from: Cow<'a, str> => "LostFrom", "datetime", false;
+    /// In an `HSM_AUDIT_GAP` row, when the last lost call started; else empty.
+    lost_to: Cow<'a, str> => "LostTo", "datetime", false;
+    /// `call` for a PKCS#11 call, `checkpoint` for a hash-chain checkpoint, `gap` for an
+    /// `HSM_AUDIT_GAP` row reporting lost rows (neither is a call).
     record_type: Cow<'a, str> => "RecordType", "string", false;
-    /// In a checkpoint, how many rows of the stream precede it; 0 in call rows.
+    /// In a checkpoint, how many rows of the stream precede it (= SequenceNo - 1, lost rows
+    /// included); 0 in other rows.
     chain_count: u64 => "ChainCount", "long", false;
     /// In a signed checkpoint, the Ed25519 signature (hex) of its chain head; else empty.
     signature: Cow<'a, str> => "Signature", "string", false;
-    /// RowHash of the previous row of this writer's stream; 64 zeros for the first row.
+    /// RowHash of the previous row of this writer's stream on disk (lost rows are not in the
+    /// chain); 64 zeros for the first row.
     prev_hash: Cow<'a, str> => "PrevHash", "string", false;
     /// SHA-256 (hex) of every byte of this row's JSON line before this value. Stays last.
     row_hash: Cow<'a, str> => "RowHash", "string", false;
@@ -242,6 +254,9 @@ pub(crate) fn sample() -> Row<'static> {
         duration_us: 1500,
         writer_id: "00ff".into(),
         sequence_no: 1,
+        lost_rows: 0,
+        lost_from: "".into(),
+        lost_to: "".into(),
         record_type: "call".into(),
         chain_count: 0,
         signature: "".into(),

@@ -1,7 +1,7 @@
 //! Event → row: looks the function up in the catalog and names the scalar values.
 
 use crate::catalog;
-use crate::chain::{CHECKPOINT_OPERATION, RECORD_CALL, RECORD_CHECKPOINT};
+use crate::chain::{CHECKPOINT_OPERATION, RECORD_CALL, RECORD_CHECKPOINT, RECORD_GAP};
 use crate::context::Context;
 use crate::event::{Event, Origin};
 use crate::names;
@@ -137,10 +137,14 @@ impl Normalizer {
             call_origin: Cow::Borrowed(match event.origin {
                 Origin::Application => "application",
                 Origin::Shim => "shim",
+                Origin::Refused => "refused",
             }),
             duration_us: event.duration_ns / 1_000,
             writer_id: Cow::Borrowed(&c.writer_id),
             sequence_no,
+            lost_rows: 0,
+            lost_from: Cow::Borrowed(""),
+            lost_to: Cow::Borrowed(""),
             record_type: Cow::Borrowed(RECORD_CALL),
             chain_count: 0,
             signature: Cow::Borrowed(""),
@@ -180,6 +184,9 @@ impl Normalizer {
             duration_us: 0,
             writer_id: Cow::Borrowed(&c.writer_id),
             sequence_no,
+            lost_rows: 0,
+            lost_from: Cow::Borrowed(""),
+            lost_to: Cow::Borrowed(""),
             record_type: Cow::Borrowed(RECORD_CHECKPOINT),
             chain_count: sequence_no - 1,
             signature: Cow::Borrowed(""),
@@ -187,7 +194,41 @@ impl Normalizer {
             row_hash: Cow::Borrowed(""),
         }
     }
+
+    /// Gives up the next `n` sequence numbers, for events that were lost before they could
+    /// be numbered, so that missing `SequenceNo` values always add up to `LostRows`.
+    pub fn skip(&mut self, n: u64) {
+        self.next_sequence += n;
+    }
+
+    /// The `HSM_AUDIT_GAP` row written once rows can be written again: `rows` rows of calls
+    /// started between `from_ns` and `to_ns` were lost. Takes the next sequence number.
+    pub fn gap(&mut self, rows: u64, from_ns: u64, to_ns: u64, now_ns: u64) -> Row<'_> {
+        let mut from = String::new();
+        let mut to = String::new();
+        format_time(from_ns, &mut from);
+        format_time(to_ns, &mut to);
+        let description = format!("{rows} audit rows could not be written ({from} to {to})");
+        let mut row = self.row(&Event {
+            origin: Origin::Shim,
+            ..Event::new(crate::function::FunctionId::GetInfo, 0, now_ns, 0)
+        });
+        row.operation_name = Cow::Borrowed(GAP_OPERATION);
+        row.record_type = Cow::Borrowed(RECORD_GAP);
+        row.opcode = Cow::Borrowed("");
+        row.pkcs11_function = Cow::Borrowed("");
+        row.result_type = Cow::Borrowed("Failure");
+        row.result_signature = Cow::Borrowed("HSM_AUDIT_ROWS_LOST");
+        row.result_description = Cow::Owned(description);
+        row.lost_rows = rows;
+        row.lost_from = Cow::Owned(from);
+        row.lost_to = Cow::Owned(to);
+        row
+    }
 }
+
+/// `OperationName` of the row that reports lost rows.
+pub const GAP_OPERATION: &str = "HSM_AUDIT_GAP";
 
 #[cfg(test)]
 mod tests {
@@ -229,6 +270,15 @@ mod tests {
         assert_eq!(row.result_type, "Success");
         assert_eq!(row.sequence_no, 2);
         assert_eq!(row.record_type, "call");
+        n.skip(3);
+        let row = n.gap(4, 1_763_762_603_000_000_000, 1_763_762_604_000_000_000, 0);
+        assert_eq!(row.operation_name, GAP_OPERATION);
+        assert_eq!(row.sequence_no, 6);
+        assert_eq!(row.lost_rows, 4);
+        assert_eq!(row.lost_from, "2025-11-21T22:03:23.000000Z");
+        assert_eq!(row.lost_to, "2025-11-21T22:03:24.000000Z");
+        assert_eq!(row.call_origin, "shim");
+        assert_eq!(row.record_type, "gap");
     }
 
     #[test]

@@ -5,10 +5,18 @@
 //! files) and ordered by `SequenceNo`. Each line is checked on its own first (parse,
 //! canonical form, RowHash, checkpoint fields, signature), then each stream's links. Nothing
 //! in the input can make this panic: whatever is not a well-formed row is a finding.
+//!
+//! Rows the writer could not write leave their `SequenceNo`s missing, reported by the
+//! `HSM_AUDIT_GAP` row that follows them (linked to the last row before them). Such a jump
+//! is an honest record, not tampering: it is listed as information. A jump without a gap
+//! row right after it that reports exactly the missing count is an error.
 
-use crate::chain::{self, Hash, CHECKPOINT_OPERATION, GENESIS, RECORD_CALL, RECORD_CHECKPOINT};
+use crate::chain::{
+    self, Hash, CHECKPOINT_OPERATION, GENESIS, RECORD_CALL, RECORD_CHECKPOINT, RECORD_GAP,
+};
 use crate::row::Row;
 use crate::signing::CheckpointVerifier;
+use crate::transform::GAP_OPERATION;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -34,10 +42,14 @@ pub enum Problem {
     Unsigned,
     /// A checkpoint whose signature does not verify.
     BadSignature,
+    /// A gap row whose `LostRows` is not the number of SequenceNos missing before it.
+    BadGap,
     /// A stream whose last row is not a checkpoint.
     Unterminated,
     /// Nothing to verify.
     NoRows,
+    /// Rows the writer could not write, reported by its gap row (information, not a fault).
+    RowsLost,
 }
 
 impl Problem {
@@ -53,9 +65,27 @@ impl Problem {
             Problem::BadCheckpoint => "bad-checkpoint",
             Problem::Unsigned => "unsigned",
             Problem::BadSignature => "bad-signature",
+            Problem::BadGap => "bad-gap",
             Problem::Unterminated => "unterminated",
             Problem::NoRows => "no-rows",
+            Problem::RowsLost => "rows-lost",
         }
+    }
+
+    /// `error`, `warning` or `info`.
+    pub const fn severity(self) -> &'static str {
+        if self.is_info() {
+            "info"
+        } else if self.is_warning() {
+            "warning"
+        } else {
+            "error"
+        }
+    }
+
+    /// Whether the finding only informs: a loss the writer itself reported.
+    pub const fn is_info(self) -> bool {
+        matches!(self, Problem::RowsLost)
     }
 
     /// Whether the finding may have an innocent cause (a killed process, a wrong directory).
@@ -84,14 +114,10 @@ impl fmt::Display for Finding {
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
         }
-        let severity = if self.problem.is_warning() {
-            "warning"
-        } else {
-            "error"
-        };
         write!(
             f,
-            ": {severity}: {}: {}",
+            ": {}: {}: {}",
+            self.problem.severity(),
             self.problem.label(),
             self.message
         )
@@ -115,19 +141,25 @@ pub struct Report {
     pub signatures_checked: u64,
     /// Signed checkpoints whose signature was not checked (no public key given).
     pub signatures_unchecked: u64,
+    /// Rows the writers reported lost in gap rows that verify (see `Problem::RowsLost`).
+    pub rows_lost: u64,
 }
 
 impl Report {
-    /// No finding at all.
+    /// No finding but information (reported losses).
     pub fn is_clean(&self) -> bool {
-        self.findings.is_empty()
+        self.findings.iter().all(|f| f.problem.is_info())
     }
 
     /// Findings that are errors.
     pub fn errors(&self) -> usize {
+        self.count("error")
+    }
+
+    fn count(&self, severity: &str) -> usize {
         self.findings
             .iter()
-            .filter(|f| !f.problem.is_warning())
+            .filter(|f| f.problem.severity() == severity)
             .count()
     }
 
@@ -143,11 +175,17 @@ impl Report {
                 self.signatures_unchecked
             ));
         }
-        let errors = self.errors();
         s.push_str(&format!(
-            "): {errors} errors, {} warnings",
-            self.findings.len() - errors
+            "): {} errors, {} warnings",
+            self.errors(),
+            self.count("warning")
         ));
+        if self.rows_lost > 0 {
+            s.push_str(&format!(
+                "; {} rows reported lost by the writers",
+                self.rows_lost
+            ));
+        }
         s
     }
 }
@@ -194,6 +232,15 @@ struct Entry {
     claimed: Hash,
     computed: Hash,
     checkpoint: bool,
+    /// For a gap row: what it reports (rare, so boxed).
+    gap: Option<Box<Gap>>,
+}
+
+/// What a gap row reports.
+struct Gap {
+    lost_rows: u64,
+    from: String,
+    to: String,
 }
 
 struct Verifier<'k> {
@@ -317,9 +364,29 @@ impl<'k> Verifier<'k> {
             );
         }
 
+        let mut gap = None;
         let checkpoint = match row.record_type.as_ref() {
             RECORD_CALL => false,
             RECORD_CHECKPOINT => true,
+            RECORD_GAP => {
+                if row.operation_name != GAP_OPERATION {
+                    self.find(
+                        file,
+                        line_no,
+                        Problem::BadGap,
+                        format!(
+                            "gap row with OperationName {:?}, not {GAP_OPERATION}",
+                            row.operation_name
+                        ),
+                    );
+                }
+                gap = Some(Box::new(Gap {
+                    lost_rows: row.lost_rows,
+                    from: row.lost_from.to_string(),
+                    to: row.lost_to.to_string(),
+                }));
+                false
+            }
             other => {
                 self.find(
                     file,
@@ -367,6 +434,7 @@ impl<'k> Verifier<'k> {
             claimed,
             computed,
             checkpoint,
+            gap,
         });
     }
 
@@ -468,16 +536,50 @@ impl<'k> Verifier<'k> {
                 );
                 self.find(other.file, other.line, Problem::Duplicate, message);
             }
-            if e.seq > expected_seq {
-                let range = if e.seq - expected_seq == 1 {
-                    format!("SequenceNo {expected_seq} is")
-                } else {
-                    format!("SequenceNos {expected_seq}..{} are", e.seq - 1)
-                };
-                let message =
-                    format!("{range} missing from stream {writer} before this row: rows deleted");
-                self.find(e.file, e.line, Problem::Missing, message);
-            } else if e.prev.is_some() && !links_here(&e) {
+            let jump = e.seq.saturating_sub(expected_seq);
+            let range = if jump == 1 {
+                format!("SequenceNo {expected_seq} is")
+            } else {
+                format!(
+                    "SequenceNos {expected_seq}..{} are",
+                    e.seq.saturating_sub(1)
+                )
+            };
+            // Whether the SequenceNos up to this row are accounted for, so its link to the
+            // previous row present is meaningful.
+            let accounted = match &e.gap {
+                Some(g) if g.lost_rows == jump => {
+                    if jump > 0 {
+                        self.report.rows_lost += jump;
+                        let rows = if jump == 1 { "row" } else { "rows" };
+                        let message = format!(
+                            "{jump} {rows} of stream {writer} lost between {} and {} (SequenceNo {expected_seq}..{}), reported by this {GAP_OPERATION} row",
+                            g.from,
+                            g.to,
+                            e.seq - 1
+                        );
+                        self.find(e.file, e.line, Problem::RowsLost, message);
+                    }
+                    true
+                }
+                Some(g) => {
+                    let message = format!(
+                        "{GAP_OPERATION} row reports {} lost rows, but {jump} SequenceNos are missing before it",
+                        g.lost_rows
+                    );
+                    self.find(e.file, e.line, Problem::BadGap, message);
+                    jump == 0
+                }
+                None if jump > 0 => {
+                    let message = format!(
+                        "{range} missing from stream {writer} before this row: rows deleted"
+                    );
+                    self.find(e.file, e.line, Problem::Missing, message);
+                    false
+                }
+                None => true,
+            };
+            if accounted && e.prev.is_some() && !links_here(&e) {
                 let message = match previous {
                     Some(p) => format!(
                         "PrevHash is not the RowHash of SequenceNo {} ({}): a row was edited, replaced or inserted",
@@ -859,6 +961,123 @@ mod tests {
             let report = verify_files(&[("o.jsonl".into(), odd.to_vec())], None);
             assert_eq!(report.is_clean(), odd.is_empty(), "{odd:?}");
         }
+    }
+
+    /// Row files a real writer produced through a sink whose one write failed: calls 1-4,
+    /// checkpoint 5; calls 6-8 and checkpoint 9 lost; gap row 10 (LostRows 4), calls 11-12,
+    /// checkpoint 13.
+    fn output_with_a_gap() -> Vec<(String, Vec<u8>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = crate::writer::testing::Failing::new(dir.path(), false);
+        let failures = sink.failures.clone();
+        let config = Config {
+            flush_interval_ms: 600_000,
+            ..Config::default()
+        };
+        let context = crate::context::Context::current(&config);
+        let w = Writer::spawn_with(&config, context, vec![Box::new(sink)]).unwrap();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let send = |n: u64| {
+            for i in 0..n {
+                assert!(w.record(Event::new(FunctionId::Sign, 0, now + i * 1000, 5)));
+            }
+            assert!(w.flush(Duration::from_secs(10)));
+        };
+        send(4);
+        failures.store(1, std::sync::atomic::Ordering::Relaxed);
+        send(3);
+        send(2);
+        drop(w);
+        crate::sink::jsonl::row_files(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reported_loss_verifies_clean_with_an_information_line() {
+        let files = output_with_a_gap();
+        assert_eq!(files.len(), 1);
+        let ls = lines(&files[0].1);
+        assert_eq!(ls.len(), 9);
+        assert!(String::from_utf8_lossy(&ls[5]).contains("\"RecordType\":\"gap\""));
+        let report = verify_files(&files, None);
+        assert!(report.is_clean(), "{:?}", report.findings);
+        assert_eq!(problems(&report), [Problem::RowsLost]);
+        assert_eq!(report.rows_lost, 4);
+        assert_eq!(report.errors(), 0);
+        let text = report.findings[0].to_string();
+        assert!(
+            text.starts_with(&format!(
+                "{}:6: info: rows-lost: 4 rows of stream ",
+                files[0].0
+            )) && text.contains("(SequenceNo 6..9), reported by this HSM_AUDIT_GAP row"),
+            "{text}"
+        );
+        assert!(
+            report
+                .summary()
+                .ends_with("0 errors, 0 warnings; 4 rows reported lost by the writers"),
+            "{}",
+            report.summary()
+        );
+    }
+
+    #[test]
+    fn a_deleted_or_altered_gap_row_is_found() {
+        let files = output_with_a_gap();
+        let ls = lines(&files[0].1);
+        let mut cut = ls.clone();
+        cut.remove(5);
+        let report = verify_files(&with_lines(&files, &cut), None);
+        assert_eq!(
+            problems(&report),
+            [Problem::Missing],
+            "{:?}",
+            report.findings
+        );
+        assert!(report.findings[0]
+            .message
+            .contains("SequenceNos 6..10 are missing"));
+
+        // Even with the chain recomputed, LostRows must match the SequenceNos missing.
+        for lost in [0, 3, 5] {
+            let forged = rechain(&files, |r| {
+                if r.record_type == "gap" {
+                    r.lost_rows = lost;
+                }
+            });
+            let report = verify_files(&forged, None);
+            assert_eq!(problems(&report), [Problem::BadGap], "LostRows {lost}");
+        }
+        // A gap row without a jump, or a jump hidden behind a renumbered gap row.
+        let forged = rechain(&files, |r| {
+            if r.record_type == "gap" {
+                r.sequence_no = 6;
+            }
+        });
+        let report = verify_files(&forged, None);
+        assert!(
+            problems(&report).contains(&Problem::BadGap),
+            "{:?}",
+            report.findings
+        );
+        // Unedited bytes but a changed LostRows: the row hash catches it as well.
+        let mut edited = ls.clone();
+        edited[5] = String::from_utf8(ls[5].clone())
+            .unwrap()
+            .replace("\"LostRows\":4", "\"LostRows\":3")
+            .into_bytes();
+        let report = verify_files(&with_lines(&files, &edited), None);
+        assert!(problems(&report).contains(&Problem::Altered));
+        assert!(problems(&report).contains(&Problem::BadGap));
     }
 
     #[test]

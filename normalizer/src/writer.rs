@@ -5,19 +5,27 @@
 //! crossbeam channel neither allocates nor locks while there is room. When the channel is
 //! full the caller waits for the writer to catch up (back-pressure) rather than dropping the
 //! event: memory stays bounded and no row is lost.
+//!
+//! Every row is chained (docs/tamper-evidence.md) and numbered. When a write fails, its rows
+//! are lost (docs/reliability.md): they keep their `SequenceNo`s, the chain rolls back to
+//! the last row on disk, and the next row written is an `HSM_AUDIT_GAP` row that links to
+//! that row and reports how many numbers are missing before it.
 
 use crate::chain::Chain;
-use crate::config::Config;
+use crate::config::{Config, Durability};
 use crate::context::Context;
 use crate::event::Event;
+use crate::health::Health;
 use crate::resource_id::ResourceId;
 use crate::row::Row;
 use crate::signing::CheckpointSigner;
 use crate::sink::{archive::ArchiveSink, jsonl::JsonlSink, Sink};
 use crate::transform::Normalizer;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
 use std::borrow::Cow;
 use std::io;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,11 +40,19 @@ pub enum Msg {
     SdkVersion(String),
 }
 
+/// Longest a call waits for its row in `durability = "sync"`: a backstop so that a stalled
+/// disk delays the application but never blocks it forever.
+pub const SYNC_WAIT_LIMIT: Duration = Duration::from_secs(10);
+
 /// A running writer. Dropping it stops the thread after writing every pending row.
 pub struct Writer {
     tx: Option<Sender<Msg>>,
     thread: Option<JoinHandle<()>>,
     writer_id: String,
+    health: Arc<Health>,
+    /// In sync mode, the number of events sent so far: locked while an event is sent, so
+    /// each caller's ticket is its event's position in the channel.
+    tickets: Option<Mutex<u64>>,
 }
 
 impl Writer {
@@ -67,13 +83,23 @@ impl Writer {
         Writer::spawn_with(config, context, sinks)
     }
 
-    /// Starts a writer with the given context and sinks. Fails if `signing_key_file` is set
+    /// Starts a writer with the given context and sinks. The first sink is the record (the
+    /// row files): the hash chain, loss accounting, gap rows and `on_write_failure` follow
+    /// its writes. The others (the archive copy) get the same rows; their write failures
+    /// are logged, not counted. Fails if `sinks` is empty, or if `signing_key_file` is set
     /// but unusable: signed checkpoints were asked for, so unsigned ones would mislead.
     pub fn spawn_with(
         config: &Config,
         context: Context,
-        sinks: Vec<Box<dyn Sink>>,
+        mut sinks: Vec<Box<dyn Sink>>,
     ) -> io::Result<Writer> {
+        if sinks.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a writer needs at least one sink",
+            ));
+        }
+        let record = sinks.remove(0);
         let signer = match &config.signing_key_file {
             Some(path) => Some(
                 CheckpointSigner::from_file(path)
@@ -84,16 +110,24 @@ impl Writer {
         let (tx, rx) = bounded(config.channel_capacity);
         let writer_id = context.writer_id.clone();
         let interval = Duration::from_millis(config.flush_interval_ms);
+        let health = Arc::new(Health::default());
+        let sync = config.durability == Durability::Sync;
         let p = Pipeline {
             normalizer: Normalizer::new(context),
             out: Output {
                 chain: Chain::new(),
-                sinks,
+                record,
+                copies: sinks,
                 last_error: None,
             },
             signer,
             checkpoint_every: config.checkpoint_every.max(1),
             since_checkpoint: 0,
+            health: health.clone(),
+            sync,
+            held: None,
+            loss: None,
+            reporting: None,
         };
         let thread = std::thread::Builder::new()
             .name("hsm-audit-writer".into())
@@ -102,6 +136,8 @@ impl Writer {
             tx: Some(tx),
             thread: Some(thread),
             writer_id,
+            health,
+            tickets: sync.then(|| Mutex::new(0)),
         })
     }
 
@@ -110,13 +146,46 @@ impl Writer {
         self.tx.as_ref().expect("present until drop")
     }
 
+    /// What this writer shares with the callers.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Hands one event to the writer. Buffered, it returns once the event is queued (waiting
+    /// only while the channel is full); sync, once its row is written and synced or counted
+    /// lost (at most [`SYNC_WAIT_LIMIT`]). Returns false if the event could not be handed over.
+    #[inline]
+    pub fn record(&self, event: Event) -> bool {
+        let Some(tickets) = &self.tickets else {
+            return self.send(event);
+        };
+        let ticket = {
+            let mut sent = tickets.lock();
+            if !self.send(event) {
+                return false;
+            }
+            *sent += 1;
+            *sent
+        };
+        self.health.wait_done(ticket, SYNC_WAIT_LIMIT)
+    }
+
+    #[inline]
+    fn send(&self, event: Event) -> bool {
+        let sent = self.sender().send(Msg::Event(event)).is_ok();
+        if !sent {
+            self.health.add_undelivered();
+        }
+        sent
+    }
+
     /// The id every row of this writer carries.
     pub fn writer_id(&self) -> &str {
         &self.writer_id
     }
 
-    /// Waits until every event sent before this call has been handed to the OS, or until
-    /// `timeout`. Returns whether the writer confirmed.
+    /// Waits until every event sent before this call has been handed to the OS (and synced,
+    /// in sync mode), or until `timeout`. Returns whether the writer confirmed.
     pub fn flush(&self, timeout: Duration) -> bool {
         flush_through(self.sender(), timeout)
     }
@@ -137,69 +206,196 @@ impl Drop for Writer {
     }
 }
 
-/// Turns events into chained rows and checkpoints.
+/// Start times (Unix ns) of the first and last of some rows.
+type Span = (u64, u64);
+
+fn widen(span: Option<Span>, at: Span) -> Span {
+    span.map_or(at, |(from, to)| (from.min(at.0), to.max(at.1)))
+}
+
+/// Some rows, and the span of their times.
+type Count = (u64, Span);
+
+fn add(count: Option<Count>, (rows, span): Count) -> Option<Count> {
+    if rows == 0 {
+        return count;
+    }
+    Some(match count {
+        Some((n, s)) => (n + rows, widen(Some(s), span)),
+        None => (rows, span),
+    })
+}
+
+/// Turns events into chained rows, checkpoints and gap rows, and accounts for lost ones.
 struct Pipeline {
     normalizer: Normalizer,
     out: Output,
     signer: Option<CheckpointSigner>,
     checkpoint_every: u64,
-    /// Call rows written since the last checkpoint.
+    /// Rows (calls and gap rows) emitted since the last checkpoint.
     since_checkpoint: u64,
+    health: Arc<Health>,
+    sync: bool,
+    /// Start times of the call rows the record sink holds (accepted, not yet written).
+    held: Option<Span>,
+    /// Rows lost and not yet reported by a gap row.
+    loss: Option<Count>,
+    /// What the gap row(s) the record sink holds report: forgotten once they are written,
+    /// lost again (back into `loss`) if their batch is lost.
+    reporting: Option<Count>,
 }
 
 /// Where rows leave the pipeline. Every row passes through `emit`, which chains it.
 struct Output {
     chain: Chain,
-    sinks: Vec<Box<dyn Sink>>,
+    /// The row files. The chain's committed head follows its writes.
+    record: Box<dyn Sink>,
+    /// Copies of the rows (the archive).
+    copies: Vec<Box<dyn Sink>>,
     last_error: Option<Instant>,
 }
 
+/// What the record sink did with an emitted row and the rows it held before.
+enum Emitted {
+    /// Wrote this row and every row before it.
+    AllWritten,
+    /// Wrote every row before this one, and holds this one.
+    PriorWritten,
+    /// Holds this row with the ones before it.
+    Held,
+    /// A write failed: this row and the given number of rows (this one included) are lost.
+    Lost(u64, io::Error),
+}
+
 impl Output {
-    fn emit(&mut self, row: Row<'_>) {
+    fn emit(&mut self, row: Row<'_>) -> Emitted {
         let Output {
             chain,
-            sinks,
+            record,
+            copies,
             last_error,
         } = self;
-        chain.seal(row, |row, line| {
-            for sink in sinks.iter_mut() {
+        let held_before = record.held();
+        let result = chain.seal(row, |row, line| {
+            for sink in copies.iter_mut() {
                 if let Err(e) = sink.accept_sealed(row, line) {
                     report(last_error, &e);
                 }
             }
+            record.accept_sealed(row, line)
         });
+        match result {
+            Ok(()) => match record.held() {
+                0 => {
+                    chain.commit();
+                    Emitted::AllWritten
+                }
+                1 => {
+                    chain.commit_all_but_last();
+                    Emitted::PriorWritten
+                }
+                _ => Emitted::Held,
+            },
+            // A failed accept drops every row the sink held, and this one.
+            Err(e) => {
+                chain.roll_back();
+                Emitted::Lost(held_before + 1, e)
+            }
+        }
     }
 
-    fn flush(&mut self) {
-        for sink in &mut self.sinks {
+    /// Hands every held row to the OS; on failure, how many rows were lost.
+    fn flush(&mut self) -> Result<(), (u64, io::Error)> {
+        for sink in &mut self.copies {
             if let Err(e) = sink.flush() {
                 report(&mut self.last_error, &e);
             }
         }
+        let held = self.record.held();
+        match self.record.flush() {
+            Ok(()) => {
+                self.chain.commit();
+                Ok(())
+            }
+            Err(e) => {
+                self.chain.roll_back();
+                Err((held, e))
+            }
+        }
+    }
+
+    /// Makes the written rows durable.
+    fn sync(&mut self) -> io::Result<()> {
+        for sink in &mut self.copies {
+            if let Err(e) = sink.sync() {
+                report(&mut self.last_error, &e);
+            }
+        }
+        self.record.sync()
     }
 }
 
 /// Logs write failures at most once a minute, so a full disk does not flood the log.
 fn report(last: &mut Option<Instant>, e: &io::Error) {
     if last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-        tracing::error!("hsm-audit: cannot write audit rows: {e}");
+        tracing::error!("hsm-audit: cannot write audit rows (config `output`): {e}");
         *last = Some(Instant::now());
     }
 }
 
 impl Pipeline {
     fn event(&mut self, event: &Event) {
-        self.out.emit(self.normalizer.row(event));
+        if !self.report_loss() {
+            // No gap row could be buffered: this row would follow the lost ones without
+            // one, so it is lost too. (Rare: a failed write drops what the JSON Lines sink
+            // holds, so its next accept only buffers.)
+            let at = event.start_unix_ns;
+            self.normalizer.skip(1);
+            self.health.add_lost(1);
+            self.loss = add(self.loss, (1, (at, at)));
+            return;
+        }
+        let emitted = self.out.emit(self.normalizer.row(event));
+        self.emitted(emitted, Some(event.start_unix_ns));
         self.since_checkpoint += 1;
         if self.since_checkpoint >= self.checkpoint_every {
             self.checkpoint();
         }
     }
 
-    /// Writes a checkpoint unless no call row came since the last one (a stream then already
-    /// ends with a checkpoint, or is empty).
+    /// After a loss, the next row emitted must be a gap row: it links to the last row on
+    /// disk (the chain has rolled back) and its `SequenceNo` follows the lost ones, so the
+    /// numbers missing before it are exactly its `LostRows`. Returns false if a loss is
+    /// still unreported (the gap row was lost too).
+    fn report_loss(&mut self) -> bool {
+        let Some((rows, (from, to))) = self.loss else {
+            return true;
+        };
+        let emitted = self
+            .out
+            .emit(self.normalizer.gap(rows, from, to, unix_now_ns()));
+        self.since_checkpoint += 1;
+        if let Emitted::Lost(n, e) = emitted {
+            // The gap row went with the batch: the next one reports it too.
+            self.lost(n, e);
+            return false;
+        }
+        let written = matches!(emitted, Emitted::AllWritten);
+        self.emitted(emitted, None);
+        self.loss = None;
+        if written {
+            reported(rows);
+        } else {
+            self.reporting = add(self.reporting, (rows, (from, to)));
+        }
+        true
+    }
+
+    /// Writes a checkpoint unless no call or gap row came since the last one (a stream then
+    /// already ends with a checkpoint, or is empty).
     fn checkpoint(&mut self) {
-        if self.since_checkpoint == 0 {
+        // Without a gap row in front it could not be written; the next flush retries.
+        if !self.report_loss() || self.since_checkpoint == 0 {
             return;
         }
         let now = SystemTime::now()
@@ -212,58 +408,267 @@ impl Pipeline {
             signature = signer.sign(&row.writer_id, row.chain_count, self.out.chain.head());
             row.signature = Cow::Borrowed(&signature);
         }
-        self.out.emit(row);
+        let emitted = self.out.emit(row);
         self.since_checkpoint = 0;
+        self.emitted(emitted, None);
     }
 
-    /// Checkpoints, then hands every row to the OS, so what is on disk ends protected.
-    fn flush(&mut self) {
-        self.checkpoint();
-        self.out.flush();
+    /// Bookkeeping after a row (of a call that started at `at`, if it is one) was emitted.
+    fn emitted(&mut self, emitted: Emitted, at: Option<u64>) {
+        match emitted {
+            Emitted::AllWritten => self.written(),
+            Emitted::PriorWritten => {
+                self.written();
+                self.hold(at);
+            }
+            Emitted::Held => self.hold(at),
+            Emitted::Lost(rows, e) => {
+                self.hold(at);
+                self.lost(rows, e);
+            }
+        }
     }
+
+    fn hold(&mut self, at: Option<u64>) {
+        if let Some(at) = at {
+            self.held = Some(widen(self.held, (at, at)));
+        }
+    }
+
+    /// Every row emitted before the current one is on disk.
+    fn written(&mut self) {
+        self.held = None;
+        if let Some((rows, _)) = self.reporting.take() {
+            reported(rows);
+        }
+    }
+
+    /// `rows` rows the record sink held were dropped by a failed write.
+    fn lost(&mut self, rows: u64, e: io::Error) {
+        self.health.set_writable(false);
+        self.health.add_lost(rows);
+        // The times are those of lost calls; a loss of only other rows (a checkpoint, a
+        // gap row) takes the time it happened.
+        let span = self
+            .held
+            .take()
+            .or(self.loss.map(|(_, s)| s))
+            .or(self.reporting.map(|(_, s)| s))
+            .unwrap_or_else(|| {
+                let now = unix_now_ns();
+                (now, now)
+            });
+        // `rows` counts any gap row that was held: what it reported is unreported again.
+        self.loss = add(
+            add(self.loss, (rows, span)),
+            self.reporting.take().unwrap_or_default(),
+        );
+        report(&mut self.out.last_error, &e);
+    }
+
+    /// Events the callers could not hand over: counted lost by them already; numbered here
+    /// so `SequenceNo` shows the gap (the gap row reporting them follows at once).
+    fn fold_undelivered(&mut self) {
+        let n = self.health.take_undelivered();
+        if n > 0 {
+            self.normalizer.skip(n);
+            let now = unix_now_ns();
+            self.loss = add(self.loss, (n, (now, now)));
+        }
+    }
+
+    /// Hands every held row to the OS (no checkpoint: sync mode's per-batch write).
+    fn write(&mut self) {
+        match self.out.flush() {
+            Ok(()) => {
+                self.written();
+                if self.loss.is_none() {
+                    self.health.set_writable(true);
+                }
+            }
+            Err((rows, e)) => self.lost(rows, e),
+        }
+    }
+
+    /// Reports any loss, checkpoints, then hands every row to the OS, so what is on disk
+    /// ends protected.
+    fn flush(&mut self) {
+        self.fold_undelivered();
+        self.checkpoint();
+        self.write();
+    }
+
+    /// Makes written rows durable (sync mode).
+    fn sync(&mut self) {
+        if let Err(e) = self.out.sync() {
+            self.health.set_writable(false);
+            report(&mut self.out.last_error, &e);
+        }
+    }
+}
+
+fn reported(rows: u64) {
+    tracing::warn!(
+        "hsm-audit: writing audit rows works again; {rows} rows were lost, reported by an {} row",
+        crate::transform::GAP_OPERATION
+    );
+}
+
+fn unix_now_ns() -> u64 {
+    crate::clock::to_unix_ns(crate::clock::now_mono_ns())
 }
 
 /// Diagnostics of writer threads go here when set (the shim sets its own, so that a host
 /// application's global `tracing` subscriber is neither replaced nor flooded).
 pub static DIAGNOSTICS: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
 
-fn run(rx: Receiver<Msg>, mut p: Pipeline, interval: Duration) {
+/// Events taken from the channel between two writes.
+const BATCH: usize = 4096;
+
+/// The writer thread's loop state.
+struct Run {
+    p: Pipeline,
+    /// When the first row since the last flush (and checkpoint) came.
+    dirty_since: Option<Instant>,
+    /// Events received so far: in sync mode, the tickets of the callers waiting for them.
+    received: u64,
+    /// Events written (or counted lost) and synced: in sync mode, the callers released.
+    settled: u64,
+}
+
+impl Run {
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Event(e) => {
+                self.received += 1;
+                self.p.event(&e);
+                self.dirty_since.get_or_insert_with(Instant::now);
+            }
+            Msg::Flush(ack) => {
+                self.flush();
+                let _ = ack.send(());
+            }
+            Msg::SdkVersion(v) => self.p.normalizer.set_sdk_version(v),
+        }
+    }
+
+    /// Checkpoints and writes everything; releases sync-mode callers.
+    fn flush(&mut self) {
+        self.p.flush();
+        self.dirty_since = None;
+        self.settle();
+    }
+
+    /// In sync mode: syncs what was written and releases the callers waiting for it.
+    fn settle(&mut self) {
+        if self.p.sync && self.settled < self.received {
+            self.p.sync();
+            self.settled = self.received;
+            self.p.health.set_done(self.received);
+        }
+    }
+}
+
+fn run(rx: Receiver<Msg>, p: Pipeline, interval: Duration) {
     let _diagnostics = DIAGNOSTICS.get().map(tracing::dispatcher::set_default);
-    let mut dirty_since: Option<Instant> = None;
+    let mut r = Run {
+        p,
+        dirty_since: None,
+        received: 0,
+        settled: 0,
+    };
     loop {
         crate::clock::rebase();
-        let wait = dirty_since.map_or(interval, |t| interval.saturating_sub(t.elapsed()));
+        let wait = r
+            .dirty_since
+            .map_or(interval, |t| interval.saturating_sub(t.elapsed()));
         match rx.recv_timeout(wait) {
             Ok(msg) => {
-                handle(&mut p, msg, &mut dirty_since);
+                r.handle(msg);
                 // Drain what is already queued before deciding to write.
-                for msg in rx.try_iter().take(4096) {
-                    handle(&mut p, msg, &mut dirty_since);
+                for msg in rx.try_iter().take(BATCH) {
+                    r.handle(msg);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if dirty_since.is_some_and(|t| t.elapsed() >= interval) {
-            p.flush();
-            dirty_since = None;
+        if r.dirty_since.is_some_and(|t| t.elapsed() >= interval) {
+            r.flush();
+        } else if r.p.sync && r.settled < r.received {
+            // Sync mode writes every batch at once (group commit): its callers are waiting.
+            // Checkpoints keep their own pace (every `flush_interval_ms` with new rows).
+            r.p.write();
+            r.settle();
         }
     }
-    p.flush();
+    r.flush();
 }
 
-fn handle(p: &mut Pipeline, msg: Msg, dirty_since: &mut Option<Instant>) {
-    match msg {
-        Msg::Event(e) => {
-            p.event(&e);
-            dirty_since.get_or_insert_with(Instant::now);
+/// Sinks for tests that need writes to fail.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::row::Row;
+    use crate::sink::{jsonl::JsonlSink, Sink};
+    use std::io;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    /// Real row files, except that the next `failures` writes fail and drop every row held,
+    /// as the JSON Lines sink does on a full disk. A write is a flush, or also an accept when
+    /// `fail_accepts` is set (as when the sink writes a full buffer on its own).
+    pub(crate) struct Failing {
+        inner: JsonlSink,
+        held: Vec<(Row<'static>, Vec<u8>)>,
+        pub(crate) failures: Arc<AtomicU64>,
+        fail_accepts: bool,
+    }
+
+    impl Failing {
+        pub(crate) fn new(dir: &std::path::Path, fail_accepts: bool) -> Failing {
+            Failing {
+                inner: JsonlSink::new(dir, std::process::id(), u64::MAX).unwrap(),
+                held: Vec::new(),
+                failures: Arc::new(AtomicU64::new(0)),
+                fail_accepts,
+            }
         }
-        Msg::Flush(ack) => {
-            p.flush();
-            *dirty_since = None;
-            let _ = ack.send(());
+
+        fn fails(&self) -> bool {
+            self.failures
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
         }
-        Msg::SdkVersion(v) => p.normalizer.set_sdk_version(v),
+    }
+
+    impl Sink for Failing {
+        fn accept(&mut self, row: &Row<'_>) -> io::Result<()> {
+            let mut line = Vec::new();
+            row.write_json(&mut line);
+            line.push(b'\n');
+            self.accept_sealed(row, &line)
+        }
+        fn accept_sealed(&mut self, row: &Row<'_>, line: &[u8]) -> io::Result<()> {
+            if self.fail_accepts && self.fails() {
+                self.held.clear();
+                return Err(io::Error::other("injected accept failure"));
+            }
+            self.held.push((row.clone().into_owned(), line.to_vec()));
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            let held = std::mem::take(&mut self.held);
+            if self.fails() {
+                return Err(io::Error::other("injected write failure"));
+            }
+            for (row, line) in &held {
+                self.inner.accept_sealed(row, line)?;
+            }
+            self.inner.flush()
+        }
+        fn held(&self) -> u64 {
+            self.held.len() as u64
+        }
     }
 }
 
@@ -438,5 +843,125 @@ mod tests {
         };
         let e = Writer::spawn(&config).err().unwrap();
         assert!(e.to_string().contains("nokey.pem"), "{e}");
+    }
+
+    fn sign_at(sec: u64) -> Event {
+        Event::new(FunctionId::Sign, 0, 1_000_000_000 * sec, 5)
+    }
+
+    #[test]
+    fn lost_rows_leave_a_sequence_gap_a_gap_row_and_an_unbroken_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = testing::Failing::new(dir.path(), false);
+        let failures = sink.failures.clone();
+        let config = quiet_config(dir.path());
+        let config = Config {
+            checkpoint_every: 1000,
+            ..config
+        };
+        let w =
+            Writer::spawn_with(&config, Context::current(&config), vec![Box::new(sink)]).unwrap();
+        let send = |secs: std::ops::RangeInclusive<u64>| {
+            for s in secs {
+                assert!(w.record(sign_at(s)));
+            }
+            assert!(w.flush(Duration::from_secs(10)));
+        };
+        send(1..=10); // 1-10, checkpoint 11
+        failures.store(1, std::sync::atomic::Ordering::Relaxed);
+        send(11..=15); // 12-16 and checkpoint 17: lost
+        assert!(!w.health().writable());
+        assert_eq!(w.health().lost(), 6);
+        send(16..=18); // gap 18, calls 19-21, checkpoint 22
+        assert!(w.health().writable());
+        drop(w);
+        let rows = rows_in(dir.path());
+        let seq: Vec<(u64, &str)> = rows
+            .iter()
+            .map(|r| (r.sequence_no, r.record_type.as_ref()))
+            .collect();
+        let mut expected: Vec<(u64, &str)> = (1..=10).map(|n| (n, "call")).collect();
+        expected.extend([(11, "checkpoint"), (18, "gap")]);
+        expected.extend((19..=21).map(|n| (n, "call")));
+        expected.push((22, "checkpoint"));
+        assert_eq!(seq, expected);
+        let gap = &rows[11];
+        assert_eq!(gap.operation_name, crate::transform::GAP_OPERATION);
+        assert_eq!(gap.lost_rows, 6);
+        assert_eq!(gap.lost_from, "1970-01-01T00:00:11.000000Z");
+        assert_eq!(gap.lost_to, "1970-01-01T00:00:15.000000Z");
+        // The gap row links to the last row on disk, not to the lost checkpoint.
+        assert_eq!(gap.prev_hash, rows[10].row_hash);
+        assert_eq!(rows[12].prev_hash, gap.row_hash);
+        let report = verify_dir(dir.path(), None).unwrap();
+        assert!(report.is_clean(), "{:?}", report.findings);
+        assert_eq!(report.rows_lost, 6);
+    }
+
+    #[test]
+    fn a_lost_gap_row_is_reported_by_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        // Accepts fail too: every row emitted while broken is lost at once.
+        let sink = testing::Failing::new(dir.path(), true);
+        let failures = sink.failures.clone();
+        let config = Config {
+            checkpoint_every: 1000,
+            ..quiet_config(dir.path())
+        };
+        let w =
+            Writer::spawn_with(&config, Context::current(&config), vec![Box::new(sink)]).unwrap();
+        for s in 1..=3 {
+            assert!(w.record(sign_at(s)));
+        }
+        assert!(w.flush(Duration::from_secs(10))); // 1-3, checkpoint 4
+                                                   // Call 5 fails on accept; gap 6 and call 7 too; gap 8 and call 9 are held, then
+                                                   // the flush fails: gap 8, call 9 and checkpoint 10 are lost.
+        failures.store(4, std::sync::atomic::Ordering::Relaxed);
+        for s in 5..=7 {
+            assert!(w.record(sign_at(s)));
+        }
+        assert!(w.flush(Duration::from_secs(10)));
+        assert_eq!(w.health().lost(), 6);
+        assert!(w.record(sign_at(8))); // gap 11 (LostRows 6), call 12
+        drop(w); // checkpoint 13
+        let rows = rows_in(dir.path());
+        let seq: Vec<u64> = rows.iter().map(|r| r.sequence_no).collect();
+        assert_eq!(seq, [1, 2, 3, 4, 11, 12, 13]);
+        assert_eq!(
+            (rows[4].record_type.as_ref(), rows[4].lost_rows),
+            ("gap", 6)
+        );
+        assert_eq!(rows[4].lost_from, "1970-01-01T00:00:05.000000Z");
+        assert_eq!(rows[4].lost_to, "1970-01-01T00:00:07.000000Z");
+        assert_eq!(rows[4].prev_hash, rows[3].row_hash);
+        let report = verify_dir(dir.path(), None).unwrap();
+        assert!(report.is_clean(), "{:?}", report.findings);
+    }
+
+    #[test]
+    fn sync_mode_returns_once_the_row_is_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            output: dir.path().to_owned(),
+            durability: Durability::Sync,
+            flush_interval_ms: 60_000,
+            ..Config::default()
+        };
+        let w = Writer::spawn(&config).unwrap();
+        for i in 1..=20u64 {
+            assert!(w.record(Event::new(
+                FunctionId::Sign,
+                0,
+                1_763_762_603_000_000_000,
+                5
+            )));
+            let files = crate::sink::jsonl::row_files(dir.path()).unwrap();
+            let text = std::fs::read_to_string(&files[0]).unwrap();
+            // Only the call rows: sync writes are not flushes, so no checkpoint yet.
+            assert_eq!(text.lines().count() as u64, i);
+        }
+        assert!(w.flush(Duration::from_secs(10)));
+        drop(w);
+        assert!(verify_dir(dir.path(), None).unwrap().is_clean());
     }
 }

@@ -14,7 +14,8 @@ pub extern "C" fn hsm_audit_flush(timeout_ms: u32) -> u32 {
     }) as u32
 }
 
-/// Number of calls this process could not record (no writer could be started).
+/// Number of rows this process lost: calls made while no writer could start, plus rows the
+/// writer could not write (calls, and the checkpoints and gap rows lost with them).
 #[no_mangle]
 pub extern "C" fn hsm_audit_lost_events() -> u64 {
     guard(crate::recorder::lost)

@@ -1,11 +1,13 @@
 //! The per-call recorder: times a call, then sends one `Event` to this process's writer.
 //!
-//! Hot path: two monotonic clock reads, two atomic loads and a send on a bounded channel;
-//! no allocation, no lock. The writer starts on the first recorded call of each process:
+//! Hot path: two monotonic clock reads, a few atomic loads and a send on a bounded channel;
+//! no allocation, no lock (in `durability = "sync"` the call then waits for its row). The
+//! writer starts on the first recorded call of each process:
 //! after `fork` the child's first call starts its own writer (the parent's thread does not
 //! exist in the child), and a child that makes no call starts nothing.
 
 use cryptoki_sys::*;
+use normalizer::config::WriteFailurePolicy;
 use normalizer::writer::{flush_through, Msg};
 use normalizer::{clock, Event, FunctionId, Origin, Writer};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -75,6 +77,23 @@ impl Call {
         }
     }
 
+    /// Whether the call may go on to the vendor. Under `on_write_failure = "fail-closed"`,
+    /// while rows cannot be written (or no writer could start) it may not: the call is then
+    /// recorded as refused and returns [`REFUSED`].
+    #[inline]
+    pub fn admit(&mut self) -> Result<(), CK_RV> {
+        let admitted = match active() {
+            Some(a) => !a.fail_closed || a.writer.health().writable(),
+            None => !crate::settings::config().is_ok_and(fail_closed),
+        };
+        if admitted {
+            Ok(())
+        } else {
+            self.origin = Origin::Refused;
+            Err(REFUSED)
+        }
+    }
+
     /// Records the call's outcome and returns `rv` unchanged.
     #[inline]
     pub fn finish(self, rv: CK_RV, scalars: Scalars) -> CK_RV {
@@ -92,11 +111,22 @@ impl Call {
     }
 }
 
+/// What a call refused under `fail-closed` returns: PKCS#11's universal "the function could
+/// not be performed", which (unlike `CKR_GENERAL_ERROR`) does not tell the application that
+/// the library is unusable for good: calls succeed again once rows can be written.
+pub const REFUSED: CK_RV = CKR_FUNCTION_FAILED;
+
+fn fail_closed(config: &normalizer::Config) -> bool {
+    config.on_write_failure == WriteFailurePolicy::FailClosed
+}
+
 /// This process's writer.
 struct Active {
     /// The fork generation it was started in.
     generation: u64,
     writer: Writer,
+    /// `on_write_failure = "fail-closed"`.
+    fail_closed: bool,
 }
 
 /// Bumped in the child after every `fork`; a writer of another generation is the parent's.
@@ -106,14 +136,36 @@ static ACTIVE: AtomicPtr<Active> = AtomicPtr::new(std::ptr::null_mut());
 /// Held while a writer starts. An atomic rather than a mutex so the child after `fork` can
 /// reset it (a lock held by a parent thread at fork time would stay held forever).
 static STARTING: AtomicBool = AtomicBool::new(false);
-/// Generation whose writer could not start (so the failure is logged and tried only once).
+/// Generation whose writer could not start (so the failure is logged once, and retried only
+/// by `C_Initialize`).
 static FAILED_GENERATION: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Events that could not be handed to a writer.
 static LOST: AtomicU64 = AtomicU64::new(0);
 
-/// Events this process could not hand to a writer (no writer could start).
+/// Rows this process lost: calls made while no writer could start, plus what the current
+/// writer could not write.
 pub fn lost() -> u64 {
-    LOST.load(Ordering::Relaxed)
+    let generation = GENERATION.load(Ordering::Acquire);
+    // SAFETY: as in `active`.
+    let current = match unsafe { ACTIVE.load(Ordering::Acquire).as_ref() } {
+        Some(a) if a.generation == generation => a.writer.health().lost(),
+        _ => 0,
+    };
+    LOST.load(Ordering::Relaxed) + current
+}
+
+/// Starts this process's writer if it is not running, retrying one that failed to start
+/// (`C_Initialize` calls this: an output directory that cannot be created is a
+/// configuration error the application must hear about). The reason was logged.
+pub fn require_writer() -> Result<(), CK_RV> {
+    let generation = GENERATION.load(Ordering::Acquire);
+    // SAFETY: as in `active`.
+    match unsafe { ACTIVE.load(Ordering::Acquire).as_ref() } {
+        Some(a) if a.generation == generation => Ok(()),
+        _ => start_locking(generation)
+            .map(|_| ())
+            .ok_or(CKR_GENERAL_ERROR),
+    }
 }
 
 #[inline]
@@ -130,9 +182,12 @@ fn active() -> Option<&'static Active> {
 #[inline]
 fn record(event: Event) {
     match active() {
-        // Blocks only when the channel is full: back-pressure instead of loss.
-        Some(a) if a.writer.sender().send(Msg::Event(event)).is_ok() => {}
-        _ => {
+        // Blocks only when the channel is full: back-pressure instead of loss. A failed
+        // send is counted by the writer's health.
+        Some(a) => {
+            a.writer.record(event);
+        }
+        None => {
             LOST.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -140,9 +195,14 @@ fn record(event: Event) {
 
 #[cold]
 fn start(generation: u64) -> Option<&'static Active> {
+    // Calls other than C_Initialize do not retry a writer that failed to start.
     if FAILED_GENERATION.load(Ordering::Acquire) == generation {
         return None;
     }
+    start_locking(generation)
+}
+
+fn start_locking(generation: u64) -> Option<&'static Active> {
     while STARTING
         .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
@@ -165,17 +225,23 @@ fn start_locked(generation: u64) -> Option<&'static Active> {
     match Writer::spawn(config) {
         Ok(writer) => {
             install_process_hooks();
-            let active: &'static Active = Box::leak(Box::new(Active { generation, writer }));
+            let active: &'static Active = Box::leak(Box::new(Active {
+                generation,
+                writer,
+                fail_closed: fail_closed(config),
+            }));
             // The previous Active (the parent's, after a fork) is left alone: its thread is
             // gone in this process and dropping it would try to join it.
             ACTIVE.store(active as *const Active as *mut Active, Ordering::Release);
             Some(active)
         }
         Err(e) => {
-            FAILED_GENERATION.store(generation, Ordering::Release);
-            crate::diag::error(format_args!(
-                "cannot record PKCS#11 calls (config `output`): {e}"
-            ));
+            // One line per process (and fork generation), however often it is retried.
+            if FAILED_GENERATION.swap(generation, Ordering::AcqRel) != generation {
+                crate::diag::error(format_args!(
+                    "cannot record PKCS#11 calls (config `output`): {e}"
+                ));
+            }
             None
         }
     }

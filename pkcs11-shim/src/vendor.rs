@@ -85,7 +85,7 @@ fn load(config: &Config) -> Result<Vendor, String> {
     }
     .map(|s| *s)
     .map_err(|_| {
-        format!("vendor module {shown} is not a PKCS#11 module: it exports no C_GetFunctionList")
+        format!("vendor module {shown} (config `module`) is not a PKCS#11 module: it exports no C_GetFunctionList")
     })?;
     if get_function_list as usize
         == crate::exports::general::C_GetFunctionList as *const () as usize
@@ -107,7 +107,7 @@ fn load(config: &Config) -> Result<Vendor, String> {
     let rv = unsafe { get_function_list(&mut list) };
     if rv != CKR_OK || list.is_null() {
         return Err(format!(
-            "vendor module {shown}: C_GetFunctionList returned {}",
+            "vendor module {shown} (config `module`): C_GetFunctionList returned {}",
             normalizer::names::result_signature(rv as u64)
         ));
     }

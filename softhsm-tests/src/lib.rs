@@ -209,3 +209,113 @@ pub fn all_output_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out
 }
+
+/// What a `p11-stress` run printed: `key value` lines, and its standard error.
+pub struct Report {
+    /// Each `key value` line of standard output.
+    pub values: std::collections::HashMap<String, String>,
+    /// Standard error, for diagnostics.
+    pub stderr: String,
+}
+
+impl Report {
+    /// A numeric value the run printed.
+    pub fn num(&self, key: &str) -> u64 {
+        let v = self
+            .values
+            .get(key)
+            .unwrap_or_else(|| panic!("no `{key}` in the report; stderr: {}", self.stderr));
+        v.parse()
+            .unwrap_or_else(|_| panic!("`{key}` is {v:?}, not a number"))
+    }
+}
+
+/// Runs `cmd` to completion, asserting it succeeded, and parses what it printed.
+pub fn run_report(cmd: &mut Command) -> Report {
+    let out = cmd.output().expect("run workload");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {stderr}",
+        out.status
+    );
+    let values = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    Report { values, stderr }
+}
+
+/// `p11-stress` with a token's environment, calling the shim.
+pub fn stress(token: &Token) -> Command {
+    let mut cmd = token.command(bin_path("p11-stress"));
+    cmd.env("P11_MODULE", shim_path());
+    cmd
+}
+
+/// Rows grouped by `WriterId`, in file order.
+pub fn by_writer(rows: &[Row<'static>]) -> std::collections::BTreeMap<String, Vec<Row<'static>>> {
+    let mut map = std::collections::BTreeMap::<String, Vec<Row<'static>>>::new();
+    for row in rows {
+        map.entry(row.writer_id.to_string())
+            .or_default()
+            .push(row.clone());
+    }
+    map
+}
+
+/// Checks one writer's stream: `SequenceNo` strictly increasing from 1, and the numbers
+/// missing add up exactly to the `LostRows` its gap rows report. Returns that count.
+pub fn check_stream(rows: &[Row<'static>]) -> u64 {
+    let mut expected = 1;
+    let mut missing = 0;
+    for row in rows {
+        assert!(
+            row.sequence_no >= expected,
+            "writer {}: SequenceNo {} after {}",
+            row.writer_id,
+            row.sequence_no,
+            expected - 1
+        );
+        missing += row.sequence_no - expected;
+        expected = row.sequence_no + 1;
+    }
+    let reported: u64 = rows.iter().map(|r| r.lost_rows).sum();
+    assert_eq!(
+        missing, reported,
+        "writer {}: missing SequenceNo values vs LostRows",
+        rows[0].writer_id
+    );
+    missing
+}
+
+/// Rows of calls the application made (refused ones included), not the shim's own.
+pub fn application_rows(rows: &[Row<'static>]) -> usize {
+    rows.iter()
+        .filter(|r| r.call_origin == "application" || r.call_origin == "refused")
+        .count()
+}
+
+/// Rows in `dir` after the writing process was killed: a final line without its newline (a
+/// write cut short by `kill -9`) is left out and counted. Returns the rows and that count.
+pub fn read_rows_after_kill(dir: &Path) -> (Vec<Row<'static>>, usize) {
+    let mut rows = Vec::new();
+    let mut fragments = 0;
+    for file in normalizer::sink::jsonl::row_files(dir).unwrap_or_default() {
+        let text = std::fs::read_to_string(&file).expect("read row file");
+        let complete = match text.rfind('\n') {
+            Some(end) => &text[..=end],
+            None => "",
+        };
+        if complete.len() < text.len() {
+            fragments += 1;
+        }
+        for line in complete.lines() {
+            let row =
+                parse_line(line).unwrap_or_else(|e| panic!("{}: {e}: {line}", file.display()));
+            rows.push(row.into_owned());
+        }
+    }
+    (rows, fragments)
+}

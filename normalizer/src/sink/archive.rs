@@ -142,6 +142,11 @@ impl Sink for ArchiveSink {
     fn flush(&mut self) -> io::Result<()> {
         self.write_pending()
     }
+
+    fn held(&self) -> u64 {
+        // Only the writer's first sink (the row files) is counted on; this is for the trait.
+        self.pending.iter().filter(|&&b| b == b'\n').count() as u64
+    }
 }
 
 #[cfg(test)]

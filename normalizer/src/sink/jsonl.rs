@@ -1,15 +1,22 @@
 //! JSON Lines row files, the shape the Azure Monitor Agent tails.
 //!
 //! Files are `hsm-audit-<YYYY-MM-DD>-pid<PID>[-<part>].jsonl` (UTC date of the rows).
-//! They are opened for append and never truncated, rewritten or renamed; rotation starts a
+//! They are opened for append and never rewritten or renamed (nor truncated, except to undo
+//! a failed write of our own: see `append`); rotation starts a
 //! new file (a new day, or a new part once `max_file_bytes` is reached). Each process writes
 //! only its own files, and each write hands whole lines to the OS, so concurrent processes
 //! never interleave partial lines.
+//!
+//! When a write fails (disk full, directory gone) the rows of that write are dropped and
+//! counted by the writer; whatever the failed write left in the file is cut off again, so no
+//! line of a lost batch stays on disk, and the next write reopens the file (recreating the
+//! directory), so writing resumes once it can.
 
 use super::Sink;
 use crate::row::Row;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Buffered rows are written once this many bytes are pending (or on `flush`).
@@ -25,6 +32,7 @@ pub struct JsonlSink {
     file: Option<File>,
     file_bytes: u64,
     pending: Vec<u8>,
+    pending_rows: u64,
     pending_day: String,
 }
 
@@ -41,6 +49,7 @@ impl JsonlSink {
             file: None,
             file_bytes: 0,
             pending: Vec::with_capacity(WRITE_CHUNK + 4096),
+            pending_rows: 0,
             pending_day: String::new(),
         })
     }
@@ -54,16 +63,32 @@ impl JsonlSink {
         }
     }
 
-    fn open(&mut self) -> io::Result<&mut File> {
-        if self.file.is_none() {
+    fn open(&mut self) -> io::Result<()> {
+        while self.file.is_none() {
             let path = self
                 .dir
                 .join(Self::file_name(&self.day, self.pid, self.part));
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
-            self.file_bytes = file.metadata()?.len();
+            let mut options = OpenOptions::new();
+            options.create(true).append(true).read(true);
+            let mut file = match options.open(&path) {
+                // The directory was removed while we ran: make it again, as at start.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(&self.dir)?;
+                    options.open(&path)?
+                }
+                other => other?,
+            };
+            let len = file.metadata()?.len();
+            if len > 0 && !ends_with_newline(&mut file, len) {
+                // A predecessor with our pid was killed mid-line: appending would glue our
+                // first row onto its fragment, so start the next part instead.
+                self.part += 1;
+                continue;
+            }
+            self.file_bytes = len;
             self.file = Some(file);
         }
-        Ok(self.file.as_mut().expect("opened above"))
+        Ok(())
     }
 
     fn write_pending(&mut self) -> io::Result<()> {
@@ -75,22 +100,73 @@ impl JsonlSink {
             self.part = 1;
             self.file = None;
         }
+        let result = self.write_pending_once().map_err(|e| {
+            io::Error::new(e.kind(), format!("writing in {}: {e}", self.dir.display()))
+        });
+        // Whatever happened, the held rows are gone: written, or counted lost by the writer.
+        // Keeping them for a retry would let memory grow without bound on a full disk.
+        self.pending.clear();
+        self.pending_rows = 0;
+        if result.is_err() {
+            self.file = None;
+        }
+        result
+    }
+
+    /// Writes the pending rows to the current file. A failed write leaves no line of the
+    /// batch in any file (see `append`), so "the batch was lost" is exactly true and the
+    /// writer can roll its hash chain back to the last row on disk.
+    fn write_pending_once(&mut self) -> io::Result<()> {
+        self.open_with_room()?;
+        self.append()?;
+        // A file we cannot stat counts as still linked: the rows are in it.
+        let unlinked = self
+            .file
+            .as_ref()
+            .is_some_and(|f| f.metadata().is_ok_and(|m| m.nlink() == 0));
+        if unlinked {
+            // The file (or its directory) was deleted under us: these rows went nowhere.
+            // Write them again to a fresh file.
+            self.file = None;
+            self.open_with_room()?;
+            self.append()?;
+        }
+        Ok(())
+    }
+
+    /// Opens the file to append to, starting the next part if the pending rows would not
+    /// fit under `max_file_bytes`.
+    fn open_with_room(&mut self) -> io::Result<()> {
         loop {
-            let file = self.open()?;
-            let _ = file;
+            self.open()?;
             if self.file_bytes == 0
                 || self.file_bytes + self.pending.len() as u64 <= self.max_file_bytes
             {
-                break;
+                return Ok(());
             }
             self.part += 1;
             self.file = None;
         }
-        let file = self.file.as_mut().expect("opened above");
-        // On failure the rows stay pending and the next flush retries them.
-        file.write_all(&self.pending)?;
+    }
+
+    /// Appends the pending rows to the open file, all or nothing: if the write fails, the
+    /// file is truncated back to its length before the write. That removes a partial line
+    /// a short write left, and also every complete line of the batch that did reach the
+    /// file: the writer counts the whole batch lost and links its next row to the last row
+    /// before the batch, so a line of the batch left on disk would break the chain. If even
+    /// the truncation fails (and the length is not already right), the next rows go to the
+    /// next part so they never follow a fragment.
+    fn append(&mut self) -> io::Result<()> {
+        let file = self.file.as_mut().expect("opened before appending");
+        if let Err(e) = file.write_all(&self.pending) {
+            let cut = file.set_len(self.file_bytes).is_ok()
+                || file.metadata().is_ok_and(|m| m.len() == self.file_bytes);
+            if !cut {
+                self.part += 1;
+            }
+            return Err(e);
+        }
         self.file_bytes += self.pending.len() as u64;
-        self.pending.clear();
         Ok(())
     }
 
@@ -106,11 +182,21 @@ impl JsonlSink {
     }
 
     fn after_append(&mut self) -> io::Result<()> {
+        self.pending_rows += 1;
         if self.pending.len() >= WRITE_CHUNK {
             self.write_pending()?;
         }
         Ok(())
     }
+}
+
+/// Whether a non-empty file's last byte is a newline.
+fn ends_with_newline(file: &mut File, len: u64) -> bool {
+    let mut last = [0u8];
+    // A file we cannot read back (e.g. a device) counts as ending cleanly.
+    file.seek(SeekFrom::Start(len - 1))
+        .and_then(|_| file.read_exact(&mut last))
+        .map_or(true, |()| last[0] == b'\n')
 }
 
 impl Sink for JsonlSink {
@@ -130,9 +216,21 @@ impl Sink for JsonlSink {
     fn flush(&mut self) -> io::Result<()> {
         self.write_pending()
     }
+
+    fn sync(&mut self) -> io::Result<()> {
+        match &self.file {
+            Some(file) => file.sync_data(),
+            None => Ok(()),
+        }
+    }
+
+    fn held(&self) -> u64 {
+        self.pending_rows
+    }
 }
 
-/// Row files in `dir` (not recursive), sorted by name.
+/// Row files in `dir` (not recursive), in writing order: by day and pid, then part number
+/// (a plain name sort would put `…-pid7-2.jsonl` before `…-pid7.jsonl`).
 pub fn row_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -143,6 +241,51 @@ pub fn row_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
                     .is_some_and(|n| n.to_string_lossy().starts_with("hsm-audit-"))
         })
         .collect();
-    files.sort();
+    files.sort_by_cached_key(|p| part_key(p));
     Ok(files)
+}
+
+/// (file name without its part suffix, part number) of a row file.
+fn part_key(path: &Path) -> (String, u32) {
+    let name = path
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    if let Some((base, part)) = name.rsplit_once('-') {
+        if let (true, Ok(n)) = (base.contains("-pid"), part.parse::<u32>()) {
+            return (base.to_owned(), n);
+        }
+    }
+    (name, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_sort_after_their_first_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "hsm-audit-2026-01-02-pid7-10.jsonl",
+            "hsm-audit-2026-01-02-pid7-2.jsonl",
+            "hsm-audit-2026-01-02-pid7.jsonl",
+            "hsm-audit-2026-01-01-pid9.jsonl",
+        ] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let names: Vec<String> = row_files(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "hsm-audit-2026-01-01-pid9.jsonl",
+                "hsm-audit-2026-01-02-pid7.jsonl",
+                "hsm-audit-2026-01-02-pid7-2.jsonl",
+                "hsm-audit-2026-01-02-pid7-10.jsonl",
+            ]
+        );
+    }
 }

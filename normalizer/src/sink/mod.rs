@@ -21,4 +21,12 @@ pub trait Sink: Send {
     }
     /// Hands every buffered row to the operating system.
     fn flush(&mut self) -> io::Result<()>;
+    /// Makes every row handed to the operating system durable (`fdatasync`).
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Rows accepted but not yet handed to the operating system. A failed `accept` or
+    /// `flush` drops every row the sink held (memory stays bounded while writing fails),
+    /// so the writer can count exactly what was lost.
+    fn held(&self) -> u64;
 }

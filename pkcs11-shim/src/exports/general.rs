@@ -26,8 +26,11 @@ forward! {
 #[no_mangle]
 pub unsafe extern "C" fn C_Initialize(init_args: *mut c_void) -> CK_RV {
     guard(|| {
-        let call = Call::start(FunctionId::Initialize);
-        let rv = match vendor::function(|f| f.C_Initialize) {
+        let mut call = Call::start(FunctionId::Initialize);
+        // The writer must be able to start: an output directory that cannot be created is a
+        // configuration error, reported here whatever `on_write_failure` says.
+        let ready = recorder::require_writer().and_then(|()| call.admit());
+        let rv = match ready.and_then(|()| vendor::function(|f| f.C_Initialize)) {
             // SAFETY: the caller's argument, passed on untouched.
             Ok(f) => unsafe { f(init_args) },
             Err(rv) => rv,

@@ -39,8 +39,8 @@ macro_rules! forward {
         #[no_mangle]
         pub unsafe extern "C" fn $name( $( $arg: $ty ),* ) -> cryptoki_sys::CK_RV {
             crate::boundary::guard(|| {
-                let call = crate::recorder::Call::start(normalizer::FunctionId::$id);
-                let rv = match crate::vendor::function(|f| f.$name) {
+                let mut call = crate::recorder::Call::start(normalizer::FunctionId::$id);
+                let rv = match call.admit().and_then(|()| crate::vendor::function(|f| f.$name)) {
                     // SAFETY: same arguments, same contract, the vendor's own function.
                     Ok(f) => unsafe { f( $( $arg ),* ) },
                     Err(rv) => rv,
