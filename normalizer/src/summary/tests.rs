@@ -320,5 +320,9 @@ fn checkpoints_are_counted_apart_from_calls() {
     let s = Summary::from_rows(10, [login(true, 1), checkpoint, login(false, 2)]);
     assert_eq!(s.rows(), 2);
     assert_eq!(answer(&s, "Login and session events").matched, 2);
-    assert!(s.render().contains("plus 1 record not summarised"), "{}", s.render());
+    assert!(
+        s.render().contains("plus 1 record not summarised"),
+        "{}",
+        s.render()
+    );
 }
