@@ -31,8 +31,11 @@ pub unsafe extern "C" fn C_Initialize(init_args: *mut c_void) -> CK_RV {
         // configuration error, reported here whatever `on_write_failure` says.
         let ready = recorder::require_writer().and_then(|()| call.admit());
         let rv = match ready.and_then(|()| vendor::function(|f| f.C_Initialize)) {
-            // SAFETY: the caller's argument, passed on untouched.
-            Ok(f) => unsafe { f(init_args) },
+            Ok(f) => {
+                call.begin();
+                // SAFETY: the caller's argument, passed on untouched.
+                unsafe { f(init_args) }
+            }
             Err(rv) => rv,
         };
         call.finish(rv, Scalars::NONE);
@@ -50,10 +53,13 @@ pub unsafe extern "C" fn C_Initialize(init_args: *mut c_void) -> CK_RV {
 #[no_mangle]
 pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
     guard(|| {
-        let call = Call::start(FunctionId::Finalize);
+        let mut call = Call::start(FunctionId::Finalize);
         let rv = match vendor::function(|f| f.C_Finalize) {
-            // SAFETY: the caller's argument, passed on untouched.
-            Ok(f) => unsafe { f(reserved) },
+            Ok(f) => {
+                call.begin();
+                // SAFETY: the caller's argument, passed on untouched.
+                unsafe { f(reserved) }
+            }
             Err(rv) => rv,
         };
         call.finish(rv, Scalars::NONE);
@@ -69,9 +75,10 @@ pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
 #[no_mangle]
 pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> CK_RV {
     guard(|| {
-        let call = Call::start(FunctionId::GetFunctionList);
+        let mut call = Call::start(FunctionId::GetFunctionList);
         let rv = match vendor::get().and_then(|v| Ok((v, lists::get()?))) {
             Ok((vendor, ours)) => {
+                call.begin();
                 let mut theirs: *mut CK_FUNCTION_LIST = ptr::null_mut();
                 // Ask the vendor with the caller's NULL, so a NULL gets the vendor's own answer.
                 let out = if list.is_null() {
@@ -106,26 +113,29 @@ pub unsafe extern "C" fn C_GetInterfaceList(
     count: *mut CK_ULONG,
 ) -> CK_RV {
     guard(|| {
-        let call = Call::start(FunctionId::GetInterfaceList);
+        let mut call = Call::start(FunctionId::GetInterfaceList);
         let rv = match vendor::get().and_then(|v| Ok((v, lists::get()?))) {
-            Ok((vendor, ours)) => match vendor.get_interface_list {
-                Some(theirs) => {
-                    // SAFETY: the caller's arguments, passed on untouched.
-                    let rv = unsafe { theirs(list, count) };
-                    if rv == CKR_OK && !list.is_null() && !count.is_null() {
-                        // SAFETY: the vendor filled `*count` entries of `list`.
-                        let entries =
-                            unsafe { std::slice::from_raw_parts_mut(list, *count as usize) };
-                        for entry in entries {
-                            // SAFETY: entries the vendor just wrote.
-                            unsafe { translate(ours, entry) };
+            Ok((vendor, ours)) => {
+                call.begin();
+                match vendor.get_interface_list {
+                    Some(theirs) => {
+                        // SAFETY: the caller's arguments, passed on untouched.
+                        let rv = unsafe { theirs(list, count) };
+                        if rv == CKR_OK && !list.is_null() && !count.is_null() {
+                            // SAFETY: the vendor filled `*count` entries of `list`.
+                            let entries =
+                                unsafe { std::slice::from_raw_parts_mut(list, *count as usize) };
+                            for entry in entries {
+                                // SAFETY: entries the vendor just wrote.
+                                unsafe { translate(ours, entry) };
+                            }
                         }
+                        rv
                     }
-                    rv
+                    // SAFETY: the caller's contract as above.
+                    None => unsafe { synthesized_list(ours, list, count) },
                 }
-                // SAFETY: the caller's contract as above.
-                None => unsafe { synthesized_list(ours, list, count) },
-            },
+            }
             Err(rv) => rv,
         };
         call.finish(rv, Scalars::NONE)
@@ -146,16 +156,19 @@ pub unsafe extern "C" fn C_GetInterface(
     flags: CK_FLAGS,
 ) -> CK_RV {
     guard(|| {
-        let call = Call::start(FunctionId::GetInterface);
+        let mut call = Call::start(FunctionId::GetInterface);
         let rv = match vendor::get().and_then(|v| Ok((v, lists::get()?))) {
-            Ok((vendor, ours)) => match vendor.get_interface {
-                // SAFETY: the caller's arguments, passed on untouched.
-                Some(theirs) => unsafe {
-                    forwarded_interface(ours, theirs, name, version, interface, flags)
-                },
-                // SAFETY: the caller's contract as above.
-                None => unsafe { synthesized_interface(ours, name, version, interface, flags) },
-            },
+            Ok((vendor, ours)) => {
+                call.begin();
+                match vendor.get_interface {
+                    // SAFETY: the caller's arguments, passed on untouched.
+                    Some(theirs) => unsafe {
+                        forwarded_interface(ours, theirs, name, version, interface, flags)
+                    },
+                    // SAFETY: the caller's contract as above.
+                    None => unsafe { synthesized_interface(ours, name, version, interface, flags) },
+                }
+            }
             Err(rv) => rv,
         };
         call.finish(rv, Scalars::NONE)

@@ -41,8 +41,11 @@ macro_rules! forward {
             crate::boundary::guard(|| {
                 let mut call = crate::recorder::Call::start(normalizer::FunctionId::$id);
                 let rv = match call.admit().and_then(|()| crate::vendor::function(|f| f.$name)) {
-                    // SAFETY: same arguments, same contract, the vendor's own function.
-                    Ok(f) => unsafe { f( $( $arg ),* ) },
+                    Ok(f) => {
+                        call.begin();
+                        // SAFETY: same arguments, same contract, the vendor's own function.
+                        unsafe { f( $( $arg ),* ) }
+                    }
                     Err(rv) => rv,
                 };
                 #[allow(unused_mut)]
