@@ -8,8 +8,8 @@
 #   p11tool    GnuTLS p11tool: list, generate, test-sign, export, delete
 #
 # Through the shim every row must also parse and there must be rows. Prints a markdown
-# table (also written to $CARGO_TARGET_DIR/conformance/summary.md); exits 1 on any
-# difference.
+# table (also written to summary.md, below); exits 1 on any
+# difference. Everything it builds and writes is under $CARGO_TARGET_DIR/conformance/PROFILE.
 #
 #   scripts/conformance.sh [--release] [SUITE...]   (SUITE: cryptoki, pkcs11-tool, p11tool)
 #
@@ -57,7 +57,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-work="$CARGO_TARGET_DIR/conformance"
+work="$CARGO_TARGET_DIR/conformance/$profile" # a debug and a release run may overlap
 mkdir -p "$work"
 softhsm=${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 
@@ -69,8 +69,9 @@ if [ -z "$shim" ]; then
 fi
 [ -e "$shim" ] || { echo "shim $shim not found" >&2; exit 1; }
 
-# The developer's own shim settings must not leak into either run.
+# The developer's own shim and test settings must not leak into either run.
 while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep '^HSM_AUDIT_' || true)
+unset TEST_PKCS11_MODULE TEST_PRETEND_LIBRARY GNUTLS_PIN GNUTLS_SO_PIN
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -328,7 +329,9 @@ compare() {
     awk -F'\t' '$2 != $3')
   if [ -n "$changed" ]; then
     diffs=$((diffs + $(wc -l <<<"$changed")))
-    notes+=("$(awk -F'\t' '{printf "%s%s: %s → %s", (NR > 1 ? "; " : ""), $1, $2, $3}' <<<"$changed")")
+    # The table names the first five; stderr has them all.
+    notes+=("$(awk -F'\t' 'NR <= 5 { printf "%s%s: %s → %s", (NR > 1 ? "; " : ""), $1, $2, $3 }
+      END { if (NR > 5) printf "; and %d more", NR - 5 }' <<<"$changed")")
     echo "$suite: outcome differences (test, direct, via shim):" >&2
     echo "$changed" >&2
   fi

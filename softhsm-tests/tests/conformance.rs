@@ -14,9 +14,14 @@ fn clients_pass_and_fail_the_same_through_the_shim() {
         .parent()
         .expect("workspace root");
     let target = target_dir();
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     let mut cmd = Command::new("bash");
     cmd.arg(root.join("scripts/conformance.sh"));
-    if !cfg!(debug_assertions) {
+    if profile == "release" {
         cmd.arg("--release");
     }
     let out = cmd
@@ -33,7 +38,11 @@ fn clients_pass_and_fail_the_same_through_the_shim() {
     // The script checks rows are JSON; here each must also be a valid row, and no writer
     // may have lost one (its sequence numbers run 1, 2, 3… without gaps).
     for suite in ["cryptoki-run", "pkcs11-tool", "p11tool"] {
-        let dir = target.join("conformance").join(suite).join("shim/rows");
+        let dir = target
+            .join("conformance")
+            .join(profile)
+            .join(suite)
+            .join("shim/rows");
         let rows = read_rows(&dir);
         assert!(!rows.is_empty(), "no rows in {}", dir.display());
         let mut by_writer: BTreeMap<_, Vec<u64>> = BTreeMap::new();
