@@ -2,14 +2,14 @@
 # Conformance: real PKCS#11 clients run their own test suites twice, directly on SoftHSM2
 # and through the shim, each time on a fresh token; the two pass/fail sets must be equal.
 #
-#   cryptoki   the `cryptoki` crate's (0.12.1) own tests, as its upstream CI runs them
-#   pkcs11-tool OpenSC's --test, --test-ec, --test-fork and a key
-#              lifecycle (generate, sign, verify, encrypt, decrypt, objects, PIN change)
-#   p11tool    GnuTLS p11tool: list, generate, test-sign, export, delete
+#   cryptoki     the `cryptoki` crate's (0.12.1) own tests, as its upstream CI runs them
+#   pkcs11-tool  OpenSC's --test, --test-ec, --test-fork and a key lifecycle (generate,
+#                sign, verify, encrypt, decrypt, objects, PIN change); outputs compared too
+#   p11tool      GnuTLS p11tool: list, generate, test-sign, export, delete; outputs too
 #
 # Through the shim every row must also parse and there must be rows. Prints a markdown
-# table (also written to summary.md, below); exits 1 on any
-# difference. Everything it builds and writes is under $CARGO_TARGET_DIR/conformance/PROFILE.
+# table (also in summary.md); exits 1 on any difference. Everything it builds and writes
+# is under $CARGO_TARGET_DIR/conformance/PROFILE.
 #
 #   scripts/conformance.sh [--release] [SUITE...]   (SUITE: cryptoki, pkcs11-tool, p11tool)
 #
@@ -49,7 +49,7 @@ command -v p11tool >/dev/null 2>&1 || missing+=(gnutls-bin)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
+  [ "$(id -u)" = 0 ] || sudo="sudo -n" # never wait for a password (e.g. under cargo test)
   echo "==> installing ${missing[*]} (apt-get)"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
