@@ -47,6 +47,11 @@ fn profile_dir() -> PathBuf {
     }
 }
 
+/// Cargo's target directory for this build (the parent of the profile directory).
+pub fn target_dir() -> PathBuf {
+    profile_dir().parent().expect("target dir").to_owned()
+}
+
 /// The built shim, `libhsm_audit_pkcs11.so`, built first if needed (same profile as the tests).
 pub fn shim_path() -> &'static Path {
     static SHIM: OnceLock<PathBuf> = OnceLock::new();
