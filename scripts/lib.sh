@@ -6,10 +6,12 @@ need_packages() {
   [ -e /usr/lib/softhsm/libsofthsm2.so ] || missing=1
   command -v softhsm2-util >/dev/null 2>&1 || missing=1
   command -v pkcs11-tool >/dev/null 2>&1 || missing=1
+  command -v p11tool >/dev/null 2>&1 || missing=1
+  command -v jq >/dev/null 2>&1 || missing=1
   [ "$missing" = 0 ] && return 0
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
-  echo "==> installing softhsm2 and opensc (apt-get)"
+  echo "==> installing softhsm2, opensc, gnutls-bin and jq (apt-get)"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq softhsm2 opensc >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq softhsm2 opensc gnutls-bin jq >/dev/null
 }
