@@ -21,7 +21,9 @@ if ((${#need[@]})); then
 fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release -p pkcs11-shim -p softhsm-tests --bin p11-bench
+# Two builds: `--bin` would otherwise filter out the shim's cdylib.
+cargo build --release -p pkcs11-shim
+cargo build --release -p softhsm-tests --bin p11-bench
 HSM_AUDIT_SHIM="$CARGO_TARGET_DIR/release/libhsm_audit_pkcs11.so" \
     "$CARGO_TARGET_DIR/release/p11-bench" --spy "$(spy_module)" --out "${OUT:-target/bench}" "$@"
 
