@@ -36,10 +36,10 @@ struct RunArgs {
     #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Timed window of each measurement, seconds.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 2.0)]
     secs: f64,
     /// Warm-up before each window, seconds.
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.5)]
     warmup: f64,
     /// Thread counts.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
