@@ -324,6 +324,9 @@ fn run(args: &RunArgs) -> Result<(), String> {
                 direct: vec![],
                 shim: vec![],
                 spy: vec![],
+                cpu_direct: vec![],
+                cpu_shim: vec![],
+                cpu_spy: vec![],
             });
         }
     }
@@ -375,13 +378,14 @@ fn run(args: &RunArgs) -> Result<(), String> {
                     ));
                 }
                 eprintln!(
-                    "round {}/{} {:>7} x{} {:>6}: {:>9.0} ops/s (finalize {:.1} ms{})",
+                    "round {}/{} {:>7} x{} {:>6}: {:>9.0} ops/s, {:.2} CPU µs/op (finalize {:.1} ms{})",
                     round + 1,
                     args.rounds,
                     op.name(),
                     threads,
                     kind.name(),
                     o.rate,
+                    o.cpu_us_per_op,
                     o.finalize_secs * 1000.0,
                     if kind == Kind::Shim {
                         format!(", {rows} rows")
@@ -389,11 +393,13 @@ fn run(args: &RunArgs) -> Result<(), String> {
                         String::new()
                     }
                 );
-                match kind {
-                    Kind::Direct => line.direct.push(o.rate),
-                    Kind::Shim => line.shim.push(o.rate),
-                    Kind::Spy => line.spy.push(o.rate),
-                }
+                let (rates, cpu) = match kind {
+                    Kind::Direct => (&mut line.direct, &mut line.cpu_direct),
+                    Kind::Shim => (&mut line.shim, &mut line.cpu_shim),
+                    Kind::Spy => (&mut line.spy, &mut line.cpu_spy),
+                };
+                rates.push(o.rate);
+                cpu.push(o.cpu_us_per_op);
             }
         }
     }
@@ -441,6 +447,8 @@ fn run(args: &RunArgs) -> Result<(), String> {
         args.rounds, args.secs, args.warmup, elapsed
     ));
     md.push_str(&report::markdown(&lines, args.rounds));
+    md.push_str("\nCPU time of the whole process (all threads, the shim's writer included) per operation, median of the rounds:\n\n");
+    md.push_str(&report::cpu_markdown(&lines));
     md.push_str("\nOperations:\n\n");
     for op in &args.ops {
         md.push_str(&format!("- `{}`: {}\n", op.name(), op.describe()));
@@ -507,6 +515,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
         "warmup": args.warmup,
         "lines": lines.iter().map(|l| serde_json::json!({
             "op": l.op, "threads": l.threads, "direct": l.direct, "shim": l.shim, "spy": l.spy,
+            "cpu_us_per_op": {"direct": l.cpu_direct, "shim": l.cpu_shim, "spy": l.cpu_spy},
             "shim_ratio": l.shim_ratio(), "spy_ratio": l.spy_ratio(), "target": l.target(),
         })).collect::<Vec<_>>(),
     });

@@ -39,6 +39,10 @@ pub struct Line {
     pub direct: Vec<f64>,
     pub shim: Vec<f64>,
     pub spy: Vec<f64>,
+    /// Per module: CPU microseconds per operation of each round.
+    pub cpu_direct: Vec<f64>,
+    pub cpu_shim: Vec<f64>,
+    pub cpu_spy: Vec<f64>,
 }
 
 impl Line {
@@ -78,6 +82,45 @@ fn ratio(s: Option<Stats>) -> String {
     s.map_or("–".into(), |s| {
         format!("**{:.3}** ({:.3}–{:.3})", s.median, s.min, s.max)
     })
+}
+
+/// CPU per operation: the cost that does not depend on how busy the machine is.
+pub fn cpu_markdown(lines: &[Line]) -> String {
+    let mut out = String::from(
+        "| operation | threads | direct CPU µs/op | shim CPU µs/op | spy CPU µs/op | shim − direct µs/op | shim − direct per call (µs) |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let med = |v: &[f64]| Stats::of(v).median;
+    for l in lines {
+        let calls = crate::worker::Op::ALL
+            .iter()
+            .find(|o| o.name() == l.op)
+            .map_or(1, |o| o.calls()) as f64;
+        let fmt = |v: &[f64]| {
+            if v.is_empty() {
+                "–".to_owned()
+            } else {
+                format!("{:.2}", med(v))
+            }
+        };
+        let extra = if l.cpu_shim.is_empty() || l.cpu_direct.is_empty() {
+            ("–".to_owned(), "–".to_owned())
+        } else {
+            let d = med(&l.cpu_shim) - med(&l.cpu_direct);
+            (format!("{d:.2}"), format!("{:.2}", d / calls))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            l.op,
+            l.threads,
+            fmt(&l.cpu_direct),
+            fmt(&l.cpu_shim),
+            fmt(&l.cpu_spy),
+            extra.0,
+            extra.1
+        );
+    }
+    out
 }
 
 pub fn markdown(lines: &[Line], rounds: usize) -> String {

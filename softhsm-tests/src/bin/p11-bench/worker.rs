@@ -92,6 +92,19 @@ pub struct Outcome {
     pub errors: u64,
     /// `window_ops / (window_secs + finalize_secs)`.
     pub rate: f64,
+    /// CPU time (user + system, all threads: the shim's writer included) the process used
+    /// during the window, per operation, microseconds. Unlike `rate`, this hardly depends
+    /// on what else the machine runs.
+    pub cpu_us_per_op: f64,
+}
+
+/// User + system CPU time of the whole process, seconds.
+fn process_cpu_secs() -> f64 {
+    // SAFETY: getrusage writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(u.ru_utime) + secs(u.ru_stime)
 }
 
 struct Prepared {
@@ -255,7 +268,7 @@ pub fn throughput(
     let counters: Vec<Counter> = (0..threads).map(|_| Counter::default()).collect();
     let barrier = Barrier::new(threads + 1);
     let sum = |c: &[Counter]| c.iter().map(|c| c.0.load(Ordering::Relaxed)).sum::<u64>();
-    let (window_ops, window_secs, errors) = std::thread::scope(|s| {
+    let (window_ops, window_secs, cpu_secs, errors) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|i| {
                 let (p, stop, counter, barrier) = (&p, &stop, &counters[i], &barrier);
@@ -267,15 +280,15 @@ pub fn throughput(
             .collect();
         barrier.wait();
         std::thread::sleep(Duration::from_secs_f64(warmup));
-        let (c1, t1) = (sum(&counters), Instant::now());
+        let (c1, t1, cpu1) = (sum(&counters), Instant::now(), process_cpu_secs());
         std::thread::sleep(Duration::from_secs_f64(secs));
-        let (c2, t2) = (sum(&counters), Instant::now());
+        let (c2, t2, cpu2) = (sum(&counters), Instant::now(), process_cpu_secs());
         stop.store(true, Ordering::Relaxed);
         let errors: u64 = handles
             .into_iter()
             .map(|h| h.join().expect("worker thread"))
             .sum();
-        (c2 - c1, (t2 - t1).as_secs_f64(), errors)
+        (c2 - c1, (t2 - t1).as_secs_f64(), cpu2 - cpu1, errors)
     });
     let total_ops = sum(&counters);
     let t = Instant::now();
@@ -288,6 +301,7 @@ pub fn throughput(
         total_ops,
         errors,
         rate: window_ops as f64 / (window_secs + finalize_secs),
+        cpu_us_per_op: cpu_secs * 1e6 / window_ops.max(1) as f64,
     })
 }
 
