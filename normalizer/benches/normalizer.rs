@@ -1,11 +1,12 @@
 //! The normalizer alone, on one core: events → rows → JSON Lines file, in rows per second.
 //!
 //! `cargo bench -p normalizer --bench normalizer`. Each iteration is a batch of events,
-//! processed exactly as the writer thread does (normalise, encode, buffered write, then a
-//! final flush to the OS), minus the channel. Row files are deleted between samples so the
-//! run does not fill the disk.
+//! processed as the writer thread does (normalise, seal into the hash chain, which renders
+//! the line once, buffered write, then a final flush to the OS), minus the channel and
+//! checkpoints. Row files are deleted between samples so the run does not fill the disk.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use normalizer::chain::Chain;
 use normalizer::context::Context;
 use normalizer::sink::{jsonl::JsonlSink, Sink};
 use normalizer::transform::Normalizer;
@@ -67,15 +68,30 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    g.bench_function("events_to_sealed_lines", |b| {
+        let mut n = Normalizer::new(context());
+        let mut chain = Chain::new();
+        b.iter(|| {
+            for e in &events {
+                chain.seal(n.row(e), |_, line| black_box(line.len()));
+                chain.commit();
+            }
+        })
+    });
+
     g.bench_function("events_to_rows_to_file", |b| {
         b.iter_custom(|iters| {
             let dir = tempfile::tempdir().expect("tempdir");
             let mut n = Normalizer::new(context());
+            let mut chain = Chain::new();
             let mut sink = JsonlSink::new(dir.path(), 1, 256 * 1024 * 1024).expect("sink");
             let t = Instant::now();
             for _ in 0..iters {
                 for e in &events {
-                    sink.accept(&n.row(e)).expect("accept");
+                    chain
+                        .seal(n.row(e), |row, line| sink.accept_sealed(row, line))
+                        .expect("accept");
+                    chain.commit();
                 }
             }
             sink.flush().expect("flush");
