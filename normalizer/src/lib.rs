@@ -25,6 +25,7 @@ pub mod summary;
 pub mod transform;
 pub mod upload;
 pub mod verify;
+pub mod wait;
 pub mod writer;
 
 pub use config::Config;

@@ -582,7 +582,13 @@ fn run(rx: Receiver<Msg>, p: Pipeline, interval: Duration) {
         let wait = r
             .dirty_since
             .map_or(interval, |t| interval.saturating_sub(t.elapsed()));
-        match rx.recv_timeout(wait) {
+        // Sync mode's callers wait for their rows: no naps there.
+        let next = if r.p.sync {
+            rx.recv_timeout(wait)
+        } else {
+            crate::wait::recv_lazily(&rx, wait)
+        };
+        match next {
             Ok(msg) => {
                 r.handle(msg);
                 // Drain what is already queued before deciding to write.
