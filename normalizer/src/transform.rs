@@ -158,12 +158,25 @@ impl Normalizer {
     /// `ChainCount` is the number of rows before it, and sealing puts the chain head in its
     /// `PrevHash`.
     pub fn checkpoint(&mut self, unix_ns: u64) -> Row<'_> {
+        let mut row = self.bookkeeping(unix_ns, CHECKPOINT_OPERATION, RECORD_CHECKPOINT);
+        row.chain_count = row.sequence_no - 1;
+        row
+    }
+
+    /// A row that records no call (checkpoint, gap), written at `unix_ns`: the writer's
+    /// context columns, the next sequence number, and every call column empty or zero.
+    fn bookkeeping(
+        &mut self,
+        unix_ns: u64,
+        operation: &'static str,
+        kind: &'static str,
+    ) -> Row<'_> {
         let sequence_no = self.take_sequence();
         let time = self.time.format(unix_ns);
         let c = &self.context;
         Row {
             time_generated: Cow::Borrowed(time),
-            operation_name: Cow::Borrowed(CHECKPOINT_OPERATION),
+            operation_name: Cow::Borrowed(operation),
             opcode: Cow::Borrowed(""),
             hsm_instance: Cow::Borrowed(&c.hsm_instance),
             member_id: Cow::Borrowed(&c.hsm_instance),
@@ -187,8 +200,8 @@ impl Normalizer {
             lost_rows: 0,
             lost_from: Cow::Borrowed(""),
             lost_to: Cow::Borrowed(""),
-            record_type: Cow::Borrowed(RECORD_CHECKPOINT),
-            chain_count: sequence_no - 1,
+            record_type: Cow::Borrowed(kind),
+            chain_count: 0,
             signature: Cow::Borrowed(""),
             prev_hash: Cow::Borrowed(""),
             row_hash: Cow::Borrowed(""),
@@ -209,14 +222,9 @@ impl Normalizer {
         format_time(from_ns, &mut from);
         format_time(to_ns, &mut to);
         let description = format!("{rows} audit rows could not be written ({from} to {to})");
-        let mut row = self.row(&Event {
-            origin: Origin::Shim,
-            ..Event::new(crate::function::FunctionId::GetInfo, 0, now_ns, 0)
-        });
-        row.operation_name = Cow::Borrowed(GAP_OPERATION);
-        row.record_type = Cow::Borrowed(RECORD_GAP);
-        row.opcode = Cow::Borrowed("");
-        row.pkcs11_function = Cow::Borrowed("");
+        let mut row = self.bookkeeping(now_ns, GAP_OPERATION, RECORD_GAP);
+        // Written by the shim's writer itself, about its own failure.
+        row.call_origin = Cow::Borrowed("shim");
         row.result_type = Cow::Borrowed("Failure");
         row.result_signature = Cow::Borrowed("HSM_AUDIT_ROWS_LOST");
         row.result_description = Cow::Owned(description);
