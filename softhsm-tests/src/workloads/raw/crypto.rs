@@ -379,7 +379,7 @@ pub(crate) fn sign_verify(w: &mut W, k: &Keys) {
     );
 }
 
-/// `canary::DATA` encrypted with AES-CBC-PAD under `key` and a fixed IV.
+/// The canary `data` encrypted with AES-CBC-PAD under `key` and a fixed IV.
 pub(crate) fn cbc_encrypt(w: &mut W, key: CK_OBJECT_HANDLE) -> Vec<u8> {
     let rw = w.rw;
     let mut iv = IV;

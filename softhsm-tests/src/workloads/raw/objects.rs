@@ -9,7 +9,7 @@ use std::ptr::null_mut;
 
 /// Objects the rest of the workload uses.
 pub(crate) struct Objects {
-    /// The AES-256 key imported with [`canary::KEY_VALUE`].
+    /// The AES-256 key imported with the canary key value ([`canary::Canaries::key_value`]).
     pub aes_imported: CK_OBJECT_HANDLE,
 }
 

@@ -24,7 +24,7 @@ fn session_facts(w: &mut W, s: CK_SESSION_HANDLE) {
     }
 }
 
-/// Leaves `w.rw` open, logged in as the user with [`canary::SET_PIN`].
+/// Leaves `w.rw` open, logged in as the user with the canary `set_pin`.
 pub(crate) fn sessions_and_pins(w: &mut W) {
     let rw_flags = CKF_SERIAL_SESSION | CKF_RW_SESSION;
     let mut s: CK_SESSION_HANDLE = 0;
