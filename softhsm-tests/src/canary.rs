@@ -1,5 +1,10 @@
 //! Canary values: every secret-ish value the workloads hand to the module (PINs, labels,
 //! IDs, data, key material). None may ever appear in anything the shim writes.
+//!
+//! The constants are the fixed set; [`Canaries::from_seed`] derives a random set (PINs,
+//! labels, IDs, values), and a workload process uses the set [`get`] returns: the one
+//! seeded by [`SEED_ENV`] when it is set (by [`crate::Token::command`] for a token made
+//! with [`crate::Token::random_canary`]), the fixed one otherwise.
 
 /// The token's label (given to `softhsm2-util`, read back through `C_GetTokenInfo`).
 pub const TOKEN_LABEL: &str = "cAnAry-ToKeN-LaBeL-a1";
@@ -36,25 +41,237 @@ pub const KEY_VALUE: &[u8; 32] = b"cAnAry-AeS-KeY-VaLuE-0123456789!";
 /// Seed for `C_SeedRandom`.
 pub const SEED: &[u8] = b"cAnAry-SeEd-8e";
 
-/// Every canary, as bytes.
+/// Every fixed canary, as bytes.
 pub fn all() -> Vec<(&'static str, &'static [u8])> {
-    vec![
-        ("TOKEN_LABEL", TOKEN_LABEL.as_bytes()),
-        ("USER_PIN", USER_PIN.as_bytes()),
-        ("SO_PIN", SO_PIN.as_bytes()),
-        ("WRONG_PIN", WRONG_PIN.as_bytes()),
-        ("INIT_PIN", INIT_PIN.as_bytes()),
-        ("SET_PIN", SET_PIN.as_bytes()),
-        ("INIT_TOKEN_SO_PIN", INIT_TOKEN_SO_PIN.as_bytes()),
-        ("INIT_TOKEN_LABEL", INIT_TOKEN_LABEL.as_bytes()),
-        ("OBJECT_LABEL", OBJECT_LABEL.as_bytes()),
-        ("KEY_LABEL", KEY_LABEL.as_bytes()),
-        ("NEW_LABEL", NEW_LABEL.as_bytes()),
-        ("APPLICATION", APPLICATION.as_bytes()),
-        ("ID", ID),
-        ("OBJECT_VALUE", OBJECT_VALUE),
-        ("DATA", DATA),
-        ("KEY_VALUE", KEY_VALUE),
-        ("SEED", SEED),
-    ]
+    Canaries::FIXED.all()
+}
+
+/// The variable that carries a random canary set's seed to a workload process.
+pub const SEED_ENV: &str = "HSM_AUDIT_TEST_CANARY_SEED";
+
+/// One set of canaries (the fields mirror the constants of the same names).
+#[derive(Clone, Copy, Debug)]
+#[allow(missing_docs)]
+pub struct Canaries {
+    pub token_label: &'static str,
+    pub user_pin: &'static str,
+    pub so_pin: &'static str,
+    pub wrong_pin: &'static str,
+    pub init_pin: &'static str,
+    pub set_pin: &'static str,
+    pub init_token_so_pin: &'static str,
+    pub init_token_label: &'static str,
+    pub object_label: &'static str,
+    pub key_label: &'static str,
+    pub new_label: &'static str,
+    pub application: &'static str,
+    pub id: &'static [u8],
+    pub object_value: &'static [u8],
+    /// Always 42 bytes: the workloads' buffers and ECDSA's 32-byte prefix are sized for it.
+    pub data: &'static [u8],
+    pub key_value: &'static [u8; 32],
+    pub seed: &'static [u8],
+}
+
+/// The canaries of this process: seeded by [`SEED_ENV`] if set, else [`Canaries::FIXED`].
+pub fn get() -> &'static Canaries {
+    static SET: std::sync::OnceLock<Canaries> = std::sync::OnceLock::new();
+    SET.get_or_init(|| match std::env::var(SEED_ENV) {
+        Ok(seed) => Canaries::from_seed(
+            seed.parse()
+                .unwrap_or_else(|_| panic!("{SEED_ENV}={seed:?} is not a u64")),
+        ),
+        Err(_) => Canaries::FIXED,
+    })
+}
+
+/// SplitMix64: small, dependency-free and the same in every process for a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+
+    fn pick(&mut self, chars: &[char]) -> char {
+        chars[self.range(0, chars.len() - 1)]
+    }
+
+    /// Alphanumeric, 8 to 32 characters: valid as a SoftHSM PIN and as a token label.
+    fn alnum(&mut self) -> String {
+        let chars: Vec<char> = ('a'..='z').chain('A'..='Z').chain('0'..='9').collect();
+        (0..self.range(8, 32)).map(|_| self.pick(&chars)).collect()
+    }
+
+    /// Printable UTF-8, non-ASCII included, 8 to 32 bytes, no leading or trailing blank:
+    /// an object label or application.
+    fn text(&mut self) -> String {
+        let mut chars: Vec<char> = ('!'..='~').collect();
+        chars.extend(['é', 'ß', 'Ж', 'λ', '€', '漢', '字', '✓', ' ']);
+        let target = self.range(8, 32);
+        let mut s = String::new();
+        loop {
+            let c = self.pick(&chars);
+            if s.len() + c.len_utf8() > target {
+                break;
+            }
+            s.push(c);
+        }
+        while s.len() < 8 || s.ends_with(' ') || s.starts_with(' ') {
+            s = s.trim().to_owned();
+            s.push(self.pick(&chars[..94]));
+        }
+        s
+    }
+
+    /// Random bytes (every value, NUL and non-ASCII included).
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+fn leak_str(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+fn leak_bytes(b: Vec<u8>) -> &'static [u8] {
+    Box::leak(b.into_boxed_slice())
+}
+
+impl Canaries {
+    /// The fixed canaries, the constants of this module.
+    pub const FIXED: Canaries = Canaries {
+        token_label: TOKEN_LABEL,
+        user_pin: USER_PIN,
+        so_pin: SO_PIN,
+        wrong_pin: WRONG_PIN,
+        init_pin: INIT_PIN,
+        set_pin: SET_PIN,
+        init_token_so_pin: INIT_TOKEN_SO_PIN,
+        init_token_label: INIT_TOKEN_LABEL,
+        object_label: OBJECT_LABEL,
+        key_label: KEY_LABEL,
+        new_label: NEW_LABEL,
+        application: APPLICATION,
+        id: ID,
+        object_value: OBJECT_VALUE,
+        data: DATA,
+        key_value: KEY_VALUE,
+        seed: SEED,
+    };
+
+    /// A random set derived from `seed` (the same in every process). PINs and token labels
+    /// are alphanumeric, 8 to 32 characters; object labels and the application printable
+    /// UTF-8 of 8 to 32 bytes; the ID, values, data and seed random bytes. All distinct.
+    /// The sets are leaked: a process makes a handful.
+    pub fn from_seed(seed: u64) -> Canaries {
+        let mut rng = Rng(seed);
+        loop {
+            let key_value: [u8; 32] = rng.bytes(32).try_into().expect("32 bytes");
+            let c = Canaries {
+                token_label: leak_str(rng.alnum()),
+                user_pin: leak_str(rng.alnum()),
+                so_pin: leak_str(rng.alnum()),
+                wrong_pin: leak_str(rng.alnum()),
+                init_pin: leak_str(rng.alnum()),
+                set_pin: leak_str(rng.alnum()),
+                init_token_so_pin: leak_str(rng.alnum()),
+                init_token_label: leak_str(rng.alnum()),
+                object_label: leak_str(rng.text()),
+                key_label: leak_str(rng.text()),
+                new_label: leak_str(rng.text()),
+                application: leak_str(rng.text()),
+                id: leak_bytes({
+                    let n = rng.range(8, 32);
+                    rng.bytes(n)
+                }),
+                object_value: leak_bytes({
+                    let n = rng.range(8, 64);
+                    rng.bytes(n)
+                }),
+                data: leak_bytes(rng.bytes(DATA.len())),
+                key_value: Box::leak(Box::new(key_value)),
+                seed: leak_bytes({
+                    let n = rng.range(8, 32);
+                    rng.bytes(n)
+                }),
+            };
+            let all = c.all();
+            let distinct = all
+                .iter()
+                .all(|(a, x)| all.iter().all(|(b, y)| a == b || x != y));
+            if distinct {
+                return c;
+            }
+        }
+    }
+
+    /// Every canary of the set, as bytes.
+    pub fn all(&self) -> Vec<(&'static str, &'static [u8])> {
+        vec![
+            ("TOKEN_LABEL", self.token_label.as_bytes()),
+            ("USER_PIN", self.user_pin.as_bytes()),
+            ("SO_PIN", self.so_pin.as_bytes()),
+            ("WRONG_PIN", self.wrong_pin.as_bytes()),
+            ("INIT_PIN", self.init_pin.as_bytes()),
+            ("SET_PIN", self.set_pin.as_bytes()),
+            ("INIT_TOKEN_SO_PIN", self.init_token_so_pin.as_bytes()),
+            ("INIT_TOKEN_LABEL", self.init_token_label.as_bytes()),
+            ("OBJECT_LABEL", self.object_label.as_bytes()),
+            ("KEY_LABEL", self.key_label.as_bytes()),
+            ("NEW_LABEL", self.new_label.as_bytes()),
+            ("APPLICATION", self.application.as_bytes()),
+            ("ID", self.id),
+            ("OBJECT_VALUE", self.object_value),
+            ("DATA", self.data),
+            ("KEY_VALUE", self.key_value),
+            ("SEED", self.seed),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_sets_are_valid_for_softhsm_and_reproducible() {
+        for seed in 0..2000u64 {
+            let c = Canaries::from_seed(seed);
+            assert_eq!(c.all(), Canaries::from_seed(seed).all(), "seed {seed}");
+            for s in [
+                c.token_label,
+                c.user_pin,
+                c.so_pin,
+                c.wrong_pin,
+                c.init_pin,
+                c.set_pin,
+                c.init_token_so_pin,
+                c.init_token_label,
+            ] {
+                assert!((8..=32).contains(&s.len()), "seed {seed}: {s:?}");
+                assert!(s.bytes().all(|b| b.is_ascii_alphanumeric()), "{s:?}");
+            }
+            for s in [c.object_label, c.key_label, c.new_label, c.application] {
+                assert!((8..=32).contains(&s.len()), "seed {seed}: {s:?}");
+                assert_eq!(s, s.trim(), "seed {seed}");
+                assert!(!s.chars().any(char::is_control), "{s:?}");
+            }
+            assert_eq!(c.data.len(), DATA.len());
+            assert!((8..=32).contains(&c.id.len()) && c.seed.len() >= 8);
+        }
+        assert_ne!(
+            Canaries::from_seed(1).user_pin,
+            Canaries::from_seed(2).user_pin
+        );
+    }
 }

@@ -95,6 +95,9 @@ pub struct Token {
     pub user_pin: String,
     /// Security officer PIN.
     pub so_pin: String,
+    /// The seed of the random canaries the token was made with, passed to the workloads
+    /// ([`canary::SEED_ENV`]); `None` for the fixed ones.
+    pub canary_seed: Option<u64>,
 }
 
 impl Token {
@@ -118,6 +121,7 @@ impl Token {
             label: label.into(),
             user_pin: user_pin.into(),
             so_pin: so_pin.into(),
+            canary_seed: None,
         };
         let out = Command::new("softhsm2-util")
             .env("SOFTHSM2_CONF", token.softhsm_conf())
@@ -144,6 +148,15 @@ impl Token {
     /// A token labelled and protected with the canary values the workloads expect.
     pub fn canary() -> Token {
         Token::new(canary::TOKEN_LABEL, canary::USER_PIN, canary::SO_PIN)
+    }
+
+    /// A token made with the random canaries of `seed` ([`canary::Canaries::from_seed`]);
+    /// its [`Token::command`]s hand the seed to the workloads, which derive the same set.
+    pub fn random_canary(seed: u64) -> Token {
+        let c = canary::Canaries::from_seed(seed);
+        let mut token = Token::new(c.token_label, c.user_pin, c.so_pin);
+        token.canary_seed = Some(seed);
+        token
     }
 
     /// A token with ordinary test values.
@@ -180,6 +193,9 @@ impl Token {
             .env("HSM_AUDIT_CONFIG", self.dir.path().join("hsm-audit.toml"))
             .env("HSM_AUDIT_MODULE", softhsm_module())
             .env("HSM_AUDIT_OUTPUT", self.out_dir());
+        if let Some(seed) = self.canary_seed {
+            cmd.env(canary::SEED_ENV, seed.to_string());
+        }
         cmd
     }
 }

@@ -80,7 +80,7 @@ pub fn run(path: &Path) {
                 t.min_pin_length(),
                 t.max_pin_length()
             );
-            if t.label() == canary::TOKEN_LABEL {
+            if t.label() == canary::get().token_label {
                 slot = Some(*s);
             }
         }
@@ -109,26 +109,26 @@ pub fn run(path: &Path) {
 fn login_and_pins(session: &Session) {
     step(
         "login wrong pin",
-        session.login(UserType::User, Some(&pin(canary::WRONG_PIN))),
+        session.login(UserType::User, Some(&pin(canary::get().wrong_pin))),
     );
     step(
         "login so",
-        session.login(UserType::So, Some(&pin(canary::SO_PIN))),
+        session.login(UserType::So, Some(&pin(canary::get().so_pin))),
     );
-    step("init pin", session.init_pin(&pin(canary::INIT_PIN)));
+    step("init pin", session.init_pin(&pin(canary::get().init_pin)));
     step("logout", session.logout());
     step(
         "login user",
-        session.login(UserType::User, Some(&pin(canary::INIT_PIN))),
+        session.login(UserType::User, Some(&pin(canary::get().init_pin))),
     );
     step(
         "set pin",
-        session.set_pin(&pin(canary::INIT_PIN), &pin(canary::SET_PIN)),
+        session.set_pin(&pin(canary::get().init_pin), &pin(canary::get().set_pin)),
     );
     step("logout", session.logout());
     step(
         "login user",
-        session.login(UserType::User, Some(&pin(canary::SET_PIN))),
+        session.login(UserType::User, Some(&pin(canary::get().set_pin))),
     );
     if let Some(info) = step("session info", session.get_session_info()) {
         println!("  {:?} rw {}", info.session_state(), info.read_write());
@@ -142,9 +142,9 @@ fn objects(session: &Session) -> ObjectHandle {
         session.create_object(&[
             Attribute::Class(ObjectClass::DATA),
             Attribute::Token(true),
-            Attribute::Label(canary::OBJECT_LABEL.into()),
-            Attribute::Application(canary::APPLICATION.into()),
-            Attribute::Value(canary::OBJECT_VALUE.into()),
+            Attribute::Label(canary::get().object_label.into()),
+            Attribute::Application(canary::get().application.into()),
+            Attribute::Value(canary::get().object_value.into()),
         ]),
     )
     .expect("data object");
@@ -161,14 +161,14 @@ fn objects(session: &Session) -> ObjectHandle {
     ) {
         println!(
             "  as created: {} {} {}",
-            value(&attrs, 0) == canary::OBJECT_LABEL.as_bytes(),
-            value(&attrs, 1) == canary::APPLICATION.as_bytes(),
-            value(&attrs, 2) == canary::OBJECT_VALUE
+            value(&attrs, 0) == canary::get().object_label.as_bytes(),
+            value(&attrs, 1) == canary::get().application.as_bytes(),
+            value(&attrs, 2) == canary::get().object_value
         );
     }
     step(
         "relabel",
-        session.update_attributes(data, &[Attribute::Label(canary::NEW_LABEL.into())]),
+        session.update_attributes(data, &[Attribute::Label(canary::get().new_label.into())]),
     );
     let copy = step(
         "copy",
@@ -195,9 +195,9 @@ fn objects(session: &Session) -> ObjectHandle {
             Attribute::Extractable(true),
             Attribute::Encrypt(true),
             Attribute::Decrypt(true),
-            Attribute::Label(canary::KEY_LABEL.into()),
-            Attribute::Id(canary::ID.into()),
-            Attribute::Value(canary::KEY_VALUE.to_vec()),
+            Attribute::Label(canary::get().key_label.into()),
+            Attribute::Id(canary::get().id.into()),
+            Attribute::Value(canary::get().key_value.to_vec()),
         ]),
     )
     .expect("imported key");
@@ -211,12 +211,12 @@ fn objects(session: &Session) -> ObjectHandle {
             attrs.len(),
             attrs
                 .iter()
-                .any(|a| matches!(a, Attribute::Id(v) if v == canary::ID))
+                .any(|a| matches!(a, Attribute::Id(v) if v == canary::get().id))
         );
     }
     if let Some(found) = step(
         "find by id",
-        session.find_objects(&[Attribute::Id(canary::ID.into())]),
+        session.find_objects(&[Attribute::Id(canary::get().id.into())]),
     ) {
         println!("  found {}", found.len());
     }
@@ -235,7 +235,7 @@ fn crypto(session: &Session, imported: ObjectHandle) {
                 Attribute::Decrypt(true),
                 Attribute::Wrap(true),
                 Attribute::Unwrap(true),
-                Attribute::Label(canary::KEY_LABEL.into()),
+                Attribute::Label(canary::get().key_label.into()),
             ],
         ),
     )
@@ -285,11 +285,11 @@ fn crypto(session: &Session, imported: ObjectHandle) {
     let cbc = Mechanism::AesCbcPad(*b"fixed-iv-16bytes");
     if let Some(c) = step(
         "encrypt aes-cbc-pad",
-        session.encrypt(&cbc, imported, canary::DATA),
+        session.encrypt(&cbc, imported, canary::get().data),
     ) {
         println!("  ciphertext {}", hex::encode(&c));
         if let Some(p) = step("decrypt aes-cbc-pad", session.decrypt(&cbc, imported, &c)) {
-            println!("  decrypts to the data: {}", p == canary::DATA);
+            println!("  decrypts to the data: {}", p == canary::get().data);
         }
     }
     let mut iv = [7u8; 12];
@@ -297,11 +297,11 @@ fn crypto(session: &Session, imported: ObjectHandle) {
         Mechanism::AesGcm(GcmParams::new(&mut iv, b"associated", 128.into()).expect("gcm params"));
     if let Some(mut c) = step(
         "encrypt aes-gcm",
-        session.encrypt(&gcm, imported, canary::DATA),
+        session.encrypt(&gcm, imported, canary::get().data),
     ) {
         println!("  ciphertext {}", hex::encode(&c));
         if let Some(p) = step("decrypt aes-gcm", session.decrypt(&gcm, imported, &c)) {
-            println!("  decrypts to the data: {}", p == canary::DATA);
+            println!("  decrypts to the data: {}", p == canary::get().data);
         }
         c[0] ^= 1;
         step(
@@ -311,12 +311,12 @@ fn crypto(session: &Session, imported: ObjectHandle) {
     }
     if let Some(d) = step(
         "digest sha256",
-        session.digest(&Mechanism::Sha256, canary::DATA),
+        session.digest(&Mechanism::Sha256, canary::get().data),
     ) {
         println!("  {}", hex::encode(d));
     }
     step("digest init", session.digest_init(&Mechanism::Sha256));
-    step("digest update", session.digest_update(canary::DATA));
+    step("digest update", session.digest_update(canary::get().data));
     if let Some(d) = step("digest final", session.digest_final()) {
         println!("  {}", hex::encode(d));
     }
@@ -327,14 +327,14 @@ fn crypto(session: &Session, imported: ObjectHandle) {
             Mechanism::Sha256RsaPkcs,
             rsa_priv,
             rsa_pub,
-            canary::DATA,
+            canary::get().data,
         ),
         (
             "ecdsa",
             Mechanism::Ecdsa,
             ec[0].1,
             ec[0].0,
-            &canary::DATA[..32],
+            &canary::get().data[..32],
         ),
     ] {
         if let Some(mut sig) = step(&format!("sign {what}"), session.sign(&mech, private, data)) {
@@ -366,8 +366,8 @@ fn crypto(session: &Session, imported: ObjectHandle) {
             "unwrap",
             session.unwrap_key(&Mechanism::AesKeyWrap, aes, &wrapped, &template),
         ) {
-            let a = session.encrypt(&cbc, k, canary::DATA).ok();
-            let b = session.encrypt(&cbc, imported, canary::DATA).ok();
+            let a = session.encrypt(&cbc, k, canary::get().data).ok();
+            let b = session.encrypt(&cbc, imported, canary::get().data).ok();
             println!(
                 "  unwrapped key encrypts as the imported key: {}",
                 a.is_some() && a == b
@@ -399,7 +399,7 @@ fn crypto(session: &Session, imported: ObjectHandle) {
         ) {
             macs.push(
                 session
-                    .sign(&Mechanism::Sha256Hmac, secret, canary::DATA)
+                    .sign(&Mechanism::Sha256Hmac, secret, canary::get().data)
                     .ok(),
             );
         }
@@ -409,7 +409,7 @@ fn crypto(session: &Session, imported: ObjectHandle) {
         macs.len() == 2 && macs[0].is_some() && macs[0] == macs[1]
     );
 
-    step("seed random", session.seed_random(canary::SEED));
+    step("seed random", session.seed_random(canary::get().seed));
     if let Some(r) = step("generate random", session.generate_random_vec(32)) {
         println!("  {} bytes", r.len());
     }

@@ -70,8 +70,8 @@ pub fn run(path: &Path, threads: usize, iterations: usize) {
                                 f.C_DigestInit.unwrap()(s, &mut mech),
                                 f.C_Digest.unwrap()(
                                     s,
-                                    canary::DATA.as_ptr() as *mut _,
-                                    canary::DATA.len() as CK_ULONG,
+                                    canary::get().data.as_ptr() as *mut _,
+                                    canary::get().data.len() as CK_ULONG,
                                     buf.as_mut_ptr(),
                                     &mut len,
                                 ),

@@ -14,8 +14,8 @@ const IV: [u8; 16] = *b"fixed-iv-16bytes";
 
 fn data() -> (*mut u8, CK_ULONG) {
     (
-        canary::DATA.as_ptr() as *mut u8,
-        canary::DATA.len() as CK_ULONG,
+        canary::get().data.as_ptr() as *mut u8,
+        canary::get().data.len() as CK_ULONG,
     )
 }
 
@@ -65,7 +65,7 @@ fn round_trip(
     );
     fact(format!(
         "decrypts to the data: {}",
-        &plain[..plain_len as usize] == canary::DATA
+        &plain[..plain_len as usize] == canary::get().data
     ));
     out
 }
@@ -86,7 +86,7 @@ pub(crate) fn encrypt_decrypt(w: &mut W, objs: &Objects, k: &Keys) {
     c!(w, C_EncryptInit(rw, &mut cbc, k.aes); mech_tag(CKM_AES_CBC_PAD));
     let mut cipher = vec![0u8; 128];
     let mut at = 0usize;
-    for part in canary::DATA.chunks(20) {
+    for part in canary::get().data.chunks(20) {
         let mut len = (cipher.len() - at) as CK_ULONG;
         c!(
             w,
@@ -129,7 +129,7 @@ pub(crate) fn encrypt_decrypt(w: &mut W, objs: &Objects, k: &Keys) {
     at += len as usize;
     fact(format!(
         "multi-part decrypts to the data: {}",
-        &plain[..at] == canary::DATA
+        &plain[..at] == canary::get().data
     ));
     let _ = d;
 
@@ -197,7 +197,7 @@ pub(crate) fn digest(w: &mut W, objs: &Objects, k: &Keys) {
     fact(format!("sha256 {}", hex::encode(one)));
 
     c!(w, C_DigestInit(rw, &mut sha); mech_tag(CKM_SHA256));
-    for part in canary::DATA.chunks(10) {
+    for part in canary::get().data.chunks(10) {
         c!(
             w,
             C_DigestUpdate(rw, part.as_ptr() as *mut _, part.len() as CK_ULONG)
@@ -292,25 +292,37 @@ fn sign_and_verify(
 pub(crate) fn sign_verify(w: &mut W, k: &Keys) {
     let rw = w.rw;
     let mut pkcs = mech(CKM_SHA256_RSA_PKCS);
-    sign_and_verify(w, &mut pkcs, k.rsa_private, k.rsa_public, canary::DATA);
+    sign_and_verify(
+        w,
+        &mut pkcs,
+        k.rsa_private,
+        k.rsa_public,
+        canary::get().data,
+    );
     let mut pss_params = CK_RSA_PKCS_PSS_PARAMS {
         hashAlg: CKM_SHA256,
         mgf: CKG_MGF1_SHA256,
         sLen: 32,
     };
     let mut pss = mech_with(CKM_SHA256_RSA_PKCS_PSS, &mut pss_params);
-    sign_and_verify(w, &mut pss, k.rsa_private, k.rsa_public, canary::DATA);
+    sign_and_verify(w, &mut pss, k.rsa_private, k.rsa_public, canary::get().data);
     let mut ecdsa = mech(CKM_ECDSA);
     let digest = [0x42u8; 32];
     sign_and_verify(w, &mut ecdsa, k.ec[0].1, k.ec[0].0, &digest);
-    sign_and_verify(w, &mut ecdsa, k.ec[1].1, k.ec[1].0, &canary::DATA[..32]);
+    sign_and_verify(
+        w,
+        &mut ecdsa,
+        k.ec[1].1,
+        k.ec[1].0,
+        &canary::get().data[..32],
+    );
     // SoftHSM 2.6 has no hash-and-ECDSA mechanisms.
     let mut ecdsa_sha = mech(CKM_ECDSA_SHA256);
     c!(w, C_SignInit(rw, &mut ecdsa_sha, k.ec[1].1); mech_tag(CKM_ECDSA_SHA256));
 
     // Multi-part RSA.
     c!(w, C_SignInit(rw, &mut pkcs, k.rsa_private); mech_tag(CKM_SHA256_RSA_PKCS));
-    for part in canary::DATA.chunks(16) {
+    for part in canary::get().data.chunks(16) {
         c!(
             w,
             C_SignUpdate(rw, part.as_ptr() as *mut _, part.len() as CK_ULONG)
@@ -320,7 +332,7 @@ pub(crate) fn sign_verify(w: &mut W, k: &Keys) {
     let mut len: CK_ULONG = 256;
     c!(w, C_SignFinal(rw, sig.as_mut_ptr(), &mut len));
     c!(w, C_VerifyInit(rw, &mut pkcs, k.rsa_public); mech_tag(CKM_SHA256_RSA_PKCS));
-    for part in canary::DATA.chunks(16) {
+    for part in canary::get().data.chunks(16) {
         c!(
             w,
             C_VerifyUpdate(rw, part.as_ptr() as *mut _, part.len() as CK_ULONG)
@@ -367,7 +379,7 @@ pub(crate) fn sign_verify(w: &mut W, k: &Keys) {
     );
 }
 
-/// `canary::DATA` encrypted with AES-CBC-PAD under `key` and a fixed IV.
+/// The canary `data` encrypted with AES-CBC-PAD under `key` and a fixed IV.
 pub(crate) fn cbc_encrypt(w: &mut W, key: CK_OBJECT_HANDLE) -> Vec<u8> {
     let rw = w.rw;
     let mut iv = IV;

@@ -31,8 +31,8 @@ pub(crate) fn generate(w: &mut W) -> Keys {
         .bool(CKA_DECRYPT, true)
         .bool(CKA_WRAP, true)
         .bool(CKA_UNWRAP, true)
-        .bytes(CKA_LABEL, canary::KEY_LABEL.as_bytes())
-        .bytes(CKA_ID, canary::ID);
+        .bytes(CKA_LABEL, canary::get().key_label.as_bytes())
+        .bytes(CKA_ID, canary::get().id);
     let mut m = mech(CKM_AES_KEY_GEN);
     let mut aes: CK_OBJECT_HANDLE = 0;
     c!(w, C_GenerateKey(rw, &mut m, aes_template.ptr(), aes_template.count(), &mut aes); mech_tag(m.mechanism));
@@ -61,8 +61,8 @@ pub(crate) fn generate(w: &mut W) -> Keys {
         .bool(CKA_VERIFY, true)
         .bool(CKA_ENCRYPT, true)
         .bool(CKA_WRAP, true)
-        .bytes(CKA_LABEL, canary::KEY_LABEL.as_bytes())
-        .bytes(CKA_ID, canary::ID);
+        .bytes(CKA_LABEL, canary::get().key_label.as_bytes())
+        .bytes(CKA_ID, canary::get().id);
     let mut private = Template::new()
         .bool(CKA_TOKEN, false)
         .bool(CKA_PRIVATE, true)
@@ -70,8 +70,8 @@ pub(crate) fn generate(w: &mut W) -> Keys {
         .bool(CKA_SIGN, true)
         .bool(CKA_DECRYPT, true)
         .bool(CKA_UNWRAP, true)
-        .bytes(CKA_LABEL, canary::KEY_LABEL.as_bytes())
-        .bytes(CKA_ID, canary::ID);
+        .bytes(CKA_LABEL, canary::get().key_label.as_bytes())
+        .bytes(CKA_ID, canary::get().id);
     let mut m = mech(CKM_RSA_PKCS_KEY_PAIR_GEN);
     let (mut rsa_public, mut rsa_private) = (0, 0);
     c!(w, C_GenerateKeyPair(rw, &mut m, public.ptr(), public.count(), private.ptr(), private.count(), &mut rsa_public, &mut rsa_private); mech_tag(m.mechanism));
@@ -97,14 +97,14 @@ pub(crate) fn generate(w: &mut W) -> Keys {
             .bytes(CKA_EC_PARAMS, P256)
             .bool(CKA_TOKEN, false)
             .bool(CKA_VERIFY, true)
-            .bytes(CKA_LABEL, canary::KEY_LABEL.as_bytes());
+            .bytes(CKA_LABEL, canary::get().key_label.as_bytes());
         let mut private = Template::new()
             .bool(CKA_TOKEN, false)
             .bool(CKA_PRIVATE, true)
             .bool(CKA_SENSITIVE, true)
             .bool(CKA_SIGN, true)
             .bool(CKA_DERIVE, true)
-            .bytes(CKA_ID, canary::ID);
+            .bytes(CKA_ID, canary::get().id);
         let mut m = mech(CKM_EC_KEY_PAIR_GEN);
         c!(w, C_GenerateKeyPair(rw, &mut m, public.ptr(), public.count(), private.ptr(), private.count(), &mut pair.0, &mut pair.1); mech_tag(m.mechanism));
         handle("object", pair.0);
@@ -223,7 +223,7 @@ pub(crate) fn derive(w: &mut W, k: &Keys) {
             .bool(CKA_TOKEN, false)
             .bool(CKA_SENSITIVE, true)
             .bool(CKA_SIGN, true)
-            .bytes(CKA_LABEL, canary::KEY_LABEL.as_bytes());
+            .bytes(CKA_LABEL, canary::get().key_label.as_bytes());
         let mut secret: CK_OBJECT_HANDLE = 0;
         c!(w, C_DeriveKey(rw, &mut m, *private, template.ptr(), template.count(), &mut secret); mech_tag(m.mechanism));
         handle("object", secret);
@@ -231,7 +231,7 @@ pub(crate) fn derive(w: &mut W, k: &Keys) {
         c!(w, C_SignInit(rw, &mut hm, secret); mech_tag(hm.mechanism));
         let mut mac = vec![0u8; 32];
         let mut len = 32 as CK_ULONG;
-        let data = canary::DATA;
+        let data = canary::get().data;
         c!(
             w,
             C_Sign(
@@ -271,7 +271,7 @@ pub(crate) fn derive(w: &mut W, k: &Keys) {
 /// Random numbers and the functions SoftHSM does not implement.
 pub(crate) fn random_and_legacy(w: &mut W) {
     let rw = w.rw;
-    let seed = canary::SEED;
+    let seed = canary::get().seed;
     c!(
         w,
         C_SeedRandom(rw, seed.as_ptr() as *mut _, seed.len() as CK_ULONG)

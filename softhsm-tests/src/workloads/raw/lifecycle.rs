@@ -103,7 +103,7 @@ pub(crate) fn initialize_and_slots(w: &mut W) {
             continue;
         }
         token_facts(&t);
-        if text(&t.label) == canary::TOKEN_LABEL {
+        if text(&t.label) == canary::get().token_label {
             w.slot = slot;
         } else if t.flags & CKF_TOKEN_INITIALIZED == 0 {
             w.free_slot = slot;
@@ -201,9 +201,9 @@ fn mechanisms(w: &mut W) {
 
 /// `C_InitToken` on the free slot, session teardown, `C_Finalize` and re-initialisation.
 pub(crate) fn init_token_and_finalize(w: &mut W) {
-    let pin = canary::SO_PIN;
+    let pin = canary::get().so_pin;
     let mut label = [b' '; 32];
-    label[..canary::TOKEN_LABEL.len()].copy_from_slice(canary::TOKEN_LABEL.as_bytes());
+    label[..canary::get().token_label.len()].copy_from_slice(canary::get().token_label.as_bytes());
     // Sessions are open on our token.
     c!(
         w,
@@ -221,8 +221,9 @@ pub(crate) fn init_token_and_finalize(w: &mut W) {
     c!(w, C_GetSessionInfo(w.rw, &mut si));
 
     let mut label = [b' '; 32];
-    label[..canary::INIT_TOKEN_LABEL.len()].copy_from_slice(canary::INIT_TOKEN_LABEL.as_bytes());
-    let pin = canary::INIT_TOKEN_SO_PIN;
+    label[..canary::get().init_token_label.len()]
+        .copy_from_slice(canary::get().init_token_label.as_bytes());
+    let pin = canary::get().init_token_so_pin;
     c!(
         w,
         C_InitToken(
@@ -236,7 +237,7 @@ pub(crate) fn init_token_and_finalize(w: &mut W) {
     if c!(w, C_GetTokenInfo(w.free_slot, &mut t)) == CKR_OK {
         fact(format!(
             "new token labelled as asked: {}, initialized: {}",
-            text(&t.label) == canary::INIT_TOKEN_LABEL,
+            text(&t.label) == canary::get().init_token_label,
             t.flags & CKF_TOKEN_INITIALIZED != 0
         ));
     }

@@ -9,7 +9,7 @@ use std::ptr::null_mut;
 
 /// Objects the rest of the workload uses.
 pub(crate) struct Objects {
-    /// The AES-256 key imported with [`canary::KEY_VALUE`].
+    /// The AES-256 key imported with the canary key value ([`canary::Canaries::key_value`]).
     pub aes_imported: CK_OBJECT_HANDLE,
 }
 
@@ -18,14 +18,14 @@ pub(crate) fn objects(w: &mut W) -> Objects {
     let mut data = Template::new()
         .ulong(CKA_CLASS, CKO_DATA)
         .bool(CKA_TOKEN, true)
-        .bytes(CKA_LABEL, canary::OBJECT_LABEL.as_bytes())
-        .bytes(CKA_APPLICATION, canary::APPLICATION.as_bytes())
-        .bytes(CKA_VALUE, canary::OBJECT_VALUE);
+        .bytes(CKA_LABEL, canary::get().object_label.as_bytes())
+        .bytes(CKA_APPLICATION, canary::get().application.as_bytes())
+        .bytes(CKA_VALUE, canary::get().object_value);
     let mut obj: CK_OBJECT_HANDLE = 0;
     c!(w, C_CreateObject(rw, data.ptr(), data.count(), &mut obj));
     handle("object", obj);
     c!(w, C_CreateObject(rw, null_mut(), 1, &mut obj));
-    let mut incomplete = Template::new().bytes(CKA_LABEL, canary::OBJECT_LABEL.as_bytes());
+    let mut incomplete = Template::new().bytes(CKA_LABEL, canary::get().object_label.as_bytes());
     let mut none: CK_OBJECT_HANDLE = 0;
     c!(
         w,
@@ -41,9 +41,9 @@ pub(crate) fn objects(w: &mut W) -> Objects {
         .bool(CKA_EXTRACTABLE, true)
         .bool(CKA_ENCRYPT, true)
         .bool(CKA_DECRYPT, true)
-        .bytes(CKA_LABEL, canary::KEY_LABEL.as_bytes())
-        .bytes(CKA_ID, canary::ID)
-        .bytes(CKA_VALUE, canary::KEY_VALUE);
+        .bytes(CKA_LABEL, canary::get().key_label.as_bytes())
+        .bytes(CKA_ID, canary::get().id)
+        .bytes(CKA_VALUE, canary::get().key_value);
     let mut aes_imported: CK_OBJECT_HANDLE = 0;
     c!(
         w,
@@ -59,7 +59,7 @@ pub(crate) fn objects(w: &mut W) -> Objects {
     c!(w, C_GetObjectSize(rw, obj, null_mut()));
     attributes(w, obj, aes_imported);
 
-    let mut relabel = Template::new().bytes(CKA_LABEL, canary::NEW_LABEL.as_bytes());
+    let mut relabel = Template::new().bytes(CKA_LABEL, canary::get().new_label.as_bytes());
     c!(
         w,
         C_SetAttributeValue(rw, obj, relabel.ptr(), relabel.count())
@@ -75,7 +75,7 @@ pub(crate) fn objects(w: &mut W) -> Objects {
     );
 
     let mut copy_template = Template::new()
-        .bytes(CKA_LABEL, canary::OBJECT_LABEL.as_bytes())
+        .bytes(CKA_LABEL, canary::get().object_label.as_bytes())
         .bool(CKA_TOKEN, false);
     let mut copy: CK_OBJECT_HANDLE = 0;
     c!(
@@ -103,10 +103,10 @@ pub(crate) fn objects(w: &mut W) -> Objects {
     find(w, Template::new().ulong(CKA_CLASS, CKO_DATA), 16);
     find(
         w,
-        Template::new().bytes(CKA_LABEL, canary::NEW_LABEL.as_bytes()),
+        Template::new().bytes(CKA_LABEL, canary::get().new_label.as_bytes()),
         1,
     );
-    find(w, Template::new().bytes(CKA_ID, canary::ID), 16);
+    find(w, Template::new().bytes(CKA_ID, canary::get().id), 16);
     let mut found = [0 as CK_OBJECT_HANDLE; 4];
     let mut count: CK_ULONG = 0;
     c!(w, C_FindObjects(rw, found.as_mut_ptr(), 4, &mut count));
@@ -170,9 +170,9 @@ fn attributes(w: &mut W, obj: CK_OBJECT_HANDLE, key: CK_OBJECT_HANDLE) {
     c!(w, C_GetAttributeValue(rw, obj, full.ptr(), full.count()));
     fact(format!(
         "label, application and value as created: {} {} {}",
-        full.value_of(0) == canary::OBJECT_LABEL.as_bytes(),
-        full.value_of(1) == canary::APPLICATION.as_bytes(),
-        full.value_of(2) == canary::OBJECT_VALUE
+        full.value_of(0) == canary::get().object_label.as_bytes(),
+        full.value_of(1) == canary::get().application.as_bytes(),
+        full.value_of(2) == canary::get().object_value
     ));
     fact(format!(
         "class {} token {}",
@@ -194,8 +194,8 @@ fn attributes(w: &mut W, obj: CK_OBJECT_HANDLE, key: CK_OBJECT_HANDLE) {
     fact(format!(
         "value length {}, label {}, id {}, value_len {}, check value {}",
         show_len(secret.len_of(0)),
-        secret.value_of(1) == canary::KEY_LABEL.as_bytes(),
-        secret.value_of(2) == canary::ID,
+        secret.value_of(1) == canary::get().key_label.as_bytes(),
+        secret.value_of(2) == canary::get().id,
         hex::encode(secret.value_of(3)),
         hex::encode(secret.value_of(4))
     ));

@@ -24,7 +24,7 @@ fn session_facts(w: &mut W, s: CK_SESSION_HANDLE) {
     }
 }
 
-/// Leaves `w.rw` open, logged in as the user with [`canary::SET_PIN`].
+/// Leaves `w.rw` open, logged in as the user with the canary `set_pin`.
 pub(crate) fn sessions_and_pins(w: &mut W) {
     let rw_flags = CKF_SERIAL_SESSION | CKF_RW_SESSION;
     let mut s: CK_SESSION_HANDLE = 0;
@@ -54,25 +54,25 @@ pub(crate) fn sessions_and_pins(w: &mut W) {
     c!(w, C_GetSessionInfo(w.rw, null_mut()));
 
     let rw = w.rw;
-    let (p, n) = pin(canary::WRONG_PIN);
+    let (p, n) = pin(canary::get().wrong_pin);
     c!(w, C_Login(rw, CKU_USER, p, n); user_tag(CKU_USER));
     // An SO cannot log in while a read-only session exists.
-    let (p, n) = pin(canary::SO_PIN);
+    let (p, n) = pin(canary::get().so_pin);
     c!(w, C_Login(rw, CKU_SO, p, n); user_tag(CKU_SO));
     c!(w, C_CloseSession(ro));
     c!(w, C_CloseSession(ro));
     c!(w, C_Login(rw, CKU_SO, p, n); user_tag(CKU_SO));
     session_facts(w, rw);
-    let (ip, il) = pin(canary::INIT_PIN);
+    let (ip, il) = pin(canary::get().init_pin);
     c!(w, C_InitPIN(rw, ip, il));
     c!(w, C_Logout(rw));
     c!(w, C_Logout(rw));
     // The PIN the token was made with no longer works.
-    let (p, n) = pin(canary::USER_PIN);
+    let (p, n) = pin(canary::get().user_pin);
     c!(w, C_Login(rw, CKU_USER, p, n); user_tag(CKU_USER));
     c!(w, C_Login(rw, CKU_USER, ip, il); user_tag(CKU_USER));
-    let (wp, wl) = pin(canary::WRONG_PIN);
-    let (sp, sl) = pin(canary::SET_PIN);
+    let (wp, wl) = pin(canary::get().wrong_pin);
+    let (sp, sl) = pin(canary::get().set_pin);
     c!(w, C_SetPIN(rw, wp, wl, sp, sl));
     c!(w, C_SetPIN(rw, ip, il, sp, sl));
     c!(w, C_Logout(rw));
