@@ -48,3 +48,12 @@ impl Event {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The README and the channel sizing assume a 64-byte event.
+    #[test]
+    fn an_event_is_64_bytes() {
+        assert_eq!(std::mem::size_of::<super::Event>(), 64);
+    }
+}
