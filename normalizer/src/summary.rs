@@ -131,6 +131,8 @@ pub struct Summary {
     rows: u64,
     /// Checkpoint and other non-call records, counted but not summarised.
     other_records: u64,
+    /// Rows the writers reported lost (`LostRows` of `HSM_AUDIT_GAP` rows).
+    lost_rows: u64,
     /// Rows whose `TimeGenerated` does not parse; left out of the time range.
     bad_times: u64,
     skipped: Skipped,
@@ -190,6 +192,7 @@ impl Summary {
             files: 0,
             rows: 0,
             other_records: 0,
+            lost_rows: 0,
             bad_times: 0,
             skipped: Skipped::default(),
             earliest: None,
@@ -222,6 +225,7 @@ impl Summary {
         // Checkpoints (and other bookkeeping records) are no HSM operation.
         if row.record_type != "call" {
             self.other_records += 1;
+            self.lost_rows += row.lost_rows;
             return;
         }
         // Arrival order breaks ties, so equal keys keep a stable order.

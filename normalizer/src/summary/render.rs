@@ -79,6 +79,13 @@ impl Summary {
                 plural(self.other_records, "record", "records")
             );
         }
+        if self.lost_rows > 0 {
+            let _ = writeln!(
+                out,
+                "WARNING: the writers reported {} lost (HSM_AUDIT_GAP rows): calls went unaudited",
+                plural(self.lost_rows, "row", "rows")
+            );
+        }
         if let (Some((_, first)), Some((_, last))) = (&self.earliest, &self.latest) {
             let _ = writeln!(out, "TimeGenerated from {first} to {last}");
         }

@@ -326,3 +326,20 @@ fn checkpoints_are_counted_apart_from_calls() {
         s.render()
     );
 }
+
+#[test]
+fn lost_rows_reported_by_gap_rows_are_warned_about() {
+    let gap = Row {
+        operation_name: "HSM_AUDIT_GAP".into(),
+        record_type: "gap".into(),
+        lost_rows: 7,
+        ..login(false, 6)
+    };
+    let s = Summary::from_rows(10, [login(true, 1), gap]);
+    assert_eq!(s.rows(), 1);
+    assert!(
+        s.render().contains("reported 7 rows lost"),
+        "{}",
+        s.render()
+    );
+}
