@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: build the shim, create a SoftHSM2 token, run a realistic pkcs11-tool
 # workload through the shim (login, RSA and EC key pairs, an AES key, sign, verify, find,
-# set attribute, delete) and print the audit summary of the rows it wrote.
+# set attribute, delete), print the audit summary of the rows it wrote and verify their
+# hash chains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -49,3 +50,6 @@ echo "==> rows written to $HSM_AUDIT_OUTPUT:"
 ls -1 "$HSM_AUDIT_OUTPUT"
 echo
 target/release/hsm-audit summary "$HSM_AUDIT_OUTPUT"
+echo
+echo "==> hash chains of the rows (hsm-audit verify)"
+target/release/hsm-audit verify "$HSM_AUDIT_OUTPUT"
