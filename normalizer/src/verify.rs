@@ -647,7 +647,12 @@ mod tests {
         }
         assert!(w.flush(Duration::from_secs(10)));
         drop(w);
-        crate::sink::jsonl::row_files(dir.path())
+        read_row_files(dir.path())
+    }
+
+    /// Every row file in `dir`, as (file name, contents).
+    fn read_row_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        crate::sink::jsonl::row_files(dir)
             .unwrap()
             .into_iter()
             .map(|p| {
@@ -991,14 +996,7 @@ mod tests {
         send(3);
         send(2);
         drop(w);
-        crate::sink::jsonl::row_files(dir.path())
-            .unwrap()
-            .into_iter()
-            .map(|p| {
-                let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                (name, std::fs::read(&p).unwrap())
-            })
-            .collect()
+        read_row_files(dir.path())
     }
 
     #[test]
