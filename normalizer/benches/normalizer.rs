@@ -73,7 +73,8 @@ fn bench(c: &mut Criterion) {
         let mut chain = Chain::new();
         b.iter(|| {
             for e in &events {
-                chain.seal(n.row(e), |_, line| black_box(line.len()));
+                let (row, head) = n.row_with_head(e);
+                chain.seal(row, Some(head), |_, line| black_box(line.len()));
                 chain.commit();
             }
         })
@@ -88,8 +89,9 @@ fn bench(c: &mut Criterion) {
             let t = Instant::now();
             for _ in 0..iters {
                 for e in &events {
+                    let (row, head) = n.row_with_head(e);
                     chain
-                        .seal(n.row(e), |row, line| sink.accept_sealed(row, line))
+                        .seal(row, Some(head), |row, line| sink.accept_sealed(row, line))
                         .expect("accept");
                     chain.commit();
                 }

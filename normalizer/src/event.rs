@@ -4,7 +4,7 @@
 use crate::function::FunctionId;
 
 /// Who made the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Origin {
     /// The host application (every forwarded call).
     Application,

@@ -21,31 +21,52 @@ pub struct Column {
 }
 
 macro_rules! row_schema {
-    ($( $(#[doc = $doc:literal])+ $field:ident : $ty:ty => $col:literal, $kind:literal, $azure:literal; )*) => {
+    (
+        shape { $( $(#[doc = $sdoc:literal])+ $sfield:ident : $sty:ty => $scol:literal, $skind:literal, $sazure:literal; )* }
+        per_row { $( $(#[doc = $pdoc:literal])+ $pfield:ident : $pty:ty => $pcol:literal, $pkind:literal, $pazure:literal; )* }
+    ) => {
         /// One audit row. String columns borrow from the writer's context where they can.
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         pub struct Row<'a> {
-            $( $(#[doc = $doc])+ #[serde(rename = $col)] pub $field: $ty, )*
+            $( $(#[doc = $sdoc])+ #[serde(rename = $scol)] pub $sfield: $sty, )*
+            $( $(#[doc = $pdoc])+ #[serde(rename = $pcol)] pub $pfield: $pty, )*
         }
 
         /// Every column, in the order rows are written.
         pub const COLUMNS: &[Column] = &[
-            $( Column { name: $col, kind: $kind, azure: $azure, description: concat!($($doc),+) }, )*
+            $( Column { name: $scol, kind: $skind, azure: $sazure, description: concat!($($sdoc),+) }, )*
+            $( Column { name: $pcol, kind: $pkind, azure: $pazure, description: concat!($($pdoc),+) }, )*
         ];
+
+        /// How many of [`COLUMNS`] are shape columns (the first ones).
+        pub const SHAPE_COLUMNS: usize = [$($scol),*].len();
 
         impl Row<'_> {
             /// Appends the row as one JSON object, byte for byte what `serde_json::to_writer`
             /// writes, but faster: column names are constants here rather than strings to
-            /// escape, and values are scanned for escapes a chunk at a time. The writer's hot
-            /// path renders (and hashes) every row through this.
+            /// escape, and values are scanned for escapes a chunk at a time.
             pub fn write_json(&self, out: &mut Vec<u8>) {
+                self.write_json_shape(out);
+                self.write_json_per_row(out);
+            }
+
+            /// The start of [`Row::write_json`]: `{` and the shape columns.
+            pub fn write_json_shape(&self, out: &mut Vec<u8>) {
                 let start = out.len();
                 $(
-                    out.extend_from_slice(concat!(",\"", $col, "\":").as_bytes());
-                    JsonValue::write_json(&self.$field, out);
+                    out.extend_from_slice(concat!(",\"", $scol, "\":").as_bytes());
+                    JsonValue::write_json(&self.$sfield, out);
                 )*
                 // The first column's leading comma becomes the opening brace.
                 out[start] = b'{';
+            }
+
+            /// The rest of [`Row::write_json`]: the per-row columns and `}`.
+            pub fn write_json_per_row(&self, out: &mut Vec<u8>) {
+                $(
+                    out.extend_from_slice(concat!(",\"", $pcol, "\":").as_bytes());
+                    JsonValue::write_json(&self.$pfield, out);
+                )*
                 out.push(b'}');
             }
         }
@@ -126,72 +147,80 @@ fn word_has_special(v: u64) -> bool {
 }
 
 row_schema! {
-    /// UTC time the call started (RFC 3339, microseconds).
-    time_generated: Cow<'a, str> => "TimeGenerated", "datetime", true;
-    /// Operation name from the catalog, e.g. `CN_LOGIN`.
-    operation_name: Cow<'a, str> => "OperationName", "string", true;
-    /// Published opcode for the operation name (hex), or empty.
-    opcode: Cow<'a, str> => "Opcode", "string", true;
-    /// Configured HSM instance (`hsm_instance`).
-    hsm_instance: Cow<'a, str> => "HsmInstance", "string", true;
-    /// Same value as HsmInstance, under the column's earlier name.
-    member_id: Cow<'a, str> => "MemberId", "string", true;
-    /// Configured cluster type (`cluster_type`).
-    cluster_type: Cow<'a, str> => "ClusterType", "string", true;
-    /// Same value as ClusterType, under the column's earlier name.
-    pool_type: Cow<'a, str> => "PoolType", "string", true;
-    /// Configured caller IP (`caller_ip_address`), else the host's first non-loopback address.
-    caller_ip_address: Cow<'a, str> => "CallerIpAddress", "string", true;
-    /// Calling program and process id, e.g. `pkcs11-tool (pid 4242)`.
-    client_info: Cow<'a, str> => "ClientInfo", "string", true;
-    /// Vendor library description and version from `C_GetInfo`, once initialised.
-    client_sdk_package_version: Cow<'a, str> => "ClientSdkPackageVersion", "string", true;
-    /// Time spent in the vendor module, whole milliseconds (rounded down).
-    duration_ms: u64 => "DurationMs", "int", true;
-    /// `Success` when the call returned `CKR_OK`, else `Failure`.
-    result_type: Cow<'a, str> => "ResultType", "string", true;
-    /// The `CKR_*` name of the return value.
-    result_signature: Cow<'a, str> => "ResultSignature", "string", true;
-    /// The PKCS#11 description of the return value.
-    result_description: Cow<'a, str> => "ResultDescription", "string", true;
-    /// Always `hsm-audit`: the agent that produced the row.
-    source_system: Cow<'a, str> => "SourceSystem", "string", true;
-    /// The PKCS#11 function, e.g. `C_Login`.
-    pkcs11_function: Cow<'a, str> => "Pkcs11Function", "string", false;
-    /// The `CKM_*` mechanism, for calls that pass one; else empty.
-    mechanism: Cow<'a, str> => "Mechanism", "string", false;
-    /// The `CKU_*` user type, for `C_Login` and `C_LoginUser`; else empty.
-    user_type: Cow<'a, str> => "UserType", "string", false;
-    /// `application`; `shim` for calls the shim made itself and for gap rows; `refused` for
-    /// calls refused under `on_write_failure = "fail-closed"`; empty in checkpoints.
-    call_origin: Cow<'a, str> => "CallOrigin", "string", false;
-    /// Time spent in the vendor module, microseconds.
-    duration_us: u64 => "DurationUs", "long", false;
-    /// Random id of the writer (one per process and fork) that wrote the row.
-    writer_id: Cow<'a, str> => "WriterId", "string", false;
-    /// Position of the row in its writer's stream: 1, 2, 3…; a number is missing only for a
-    /// row counted in the `LostRows` of an `HSM_AUDIT_GAP` row.
-    sequence_no: u64 => "SequenceNo", "long", false;
-    /// In an `HSM_AUDIT_GAP` row, how many rows of this writer were lost before it (their
-    /// SequenceNo values are missing); 0 in other rows.
-    lost_rows: u64 => "LostRows", "long", false;
-    /// In an `HSM_AUDIT_GAP` row, when the first lost call started; else empty.
-    lost_from: Cow<'a, str> => "LostFrom", "datetime", false;
-    /// In an `HSM_AUDIT_GAP` row, when the last lost call started; else empty.
-    lost_to: Cow<'a, str> => "LostTo", "datetime", false;
-    /// `call` for a PKCS#11 call, `checkpoint` for a hash-chain checkpoint, `gap` for an
-    /// `HSM_AUDIT_GAP` row reporting lost rows (neither is a call).
-    record_type: Cow<'a, str> => "RecordType", "string", false;
-    /// In a checkpoint, how many rows of the stream precede it (= SequenceNo - 1, lost rows
-    /// included); 0 in other rows.
-    chain_count: u64 => "ChainCount", "long", false;
-    /// In a signed checkpoint, the Ed25519 signature (hex) of its chain head; else empty.
-    signature: Cow<'a, str> => "Signature", "string", false;
-    /// RowHash of the previous row of this writer's stream on disk (lost rows are not in the
-    /// chain); 64 zeros for the first row.
-    prev_hash: Cow<'a, str> => "PrevHash", "string", false;
-    /// SHA-256 (hex) of every byte of this row's JSON line before this value. Stays last.
-    row_hash: Cow<'a, str> => "RowHash", "string", false;
+    // Shape columns: in call rows, the same for every row of one writer with the same
+    // function, result, mechanism, user type and origin. They come first so the writer renders
+    // them and feeds them to SHA-256 once per shape, not once per row (`chain::Head`).
+    shape {
+        /// Operation name from the catalog, e.g. `CN_LOGIN`.
+        operation_name: Cow<'a, str> => "OperationName", "string", true;
+        /// Published opcode for the operation name (hex), or empty.
+        opcode: Cow<'a, str> => "Opcode", "string", true;
+        /// The PKCS#11 function, e.g. `C_Login`.
+        pkcs11_function: Cow<'a, str> => "Pkcs11Function", "string", false;
+        /// The `CKM_*` mechanism, for calls that pass one; else empty.
+        mechanism: Cow<'a, str> => "Mechanism", "string", false;
+        /// The `CKU_*` user type, for `C_Login` and `C_LoginUser`; else empty.
+        user_type: Cow<'a, str> => "UserType", "string", false;
+        /// `Success` when the call returned `CKR_OK`, else `Failure`.
+        result_type: Cow<'a, str> => "ResultType", "string", true;
+        /// The `CKR_*` name of the return value.
+        result_signature: Cow<'a, str> => "ResultSignature", "string", true;
+        /// The PKCS#11 description of the return value.
+        result_description: Cow<'a, str> => "ResultDescription", "string", true;
+        /// `application`; `shim` for calls the shim made itself and for gap rows; `refused` for
+        /// calls refused under `on_write_failure = "fail-closed"`; empty in checkpoints.
+        call_origin: Cow<'a, str> => "CallOrigin", "string", false;
+        /// `call` for a PKCS#11 call, `checkpoint` for a hash-chain checkpoint, `gap` for an
+        /// `HSM_AUDIT_GAP` row reporting lost rows (neither is a call).
+        record_type: Cow<'a, str> => "RecordType", "string", false;
+        /// Configured HSM instance (`hsm_instance`).
+        hsm_instance: Cow<'a, str> => "HsmInstance", "string", true;
+        /// Same value as HsmInstance, under the column's earlier name.
+        member_id: Cow<'a, str> => "MemberId", "string", true;
+        /// Configured cluster type (`cluster_type`).
+        cluster_type: Cow<'a, str> => "ClusterType", "string", true;
+        /// Same value as ClusterType, under the column's earlier name.
+        pool_type: Cow<'a, str> => "PoolType", "string", true;
+        /// Configured caller IP (`caller_ip_address`), else the host's first non-loopback address.
+        caller_ip_address: Cow<'a, str> => "CallerIpAddress", "string", true;
+        /// Calling program and process id, e.g. `pkcs11-tool (pid 4242)`.
+        client_info: Cow<'a, str> => "ClientInfo", "string", true;
+        /// Vendor library description and version from `C_GetInfo`, once initialised.
+        client_sdk_package_version: Cow<'a, str> => "ClientSdkPackageVersion", "string", true;
+        /// Always `hsm-audit`: the agent that produced the row.
+        source_system: Cow<'a, str> => "SourceSystem", "string", true;
+        /// Random id of the writer (one per process and fork) that wrote the row.
+        writer_id: Cow<'a, str> => "WriterId", "string", false;
+        /// In an `HSM_AUDIT_GAP` row, how many rows of this writer were lost before it (their
+        /// SequenceNo values are missing); 0 in other rows.
+        lost_rows: u64 => "LostRows", "long", false;
+        /// In an `HSM_AUDIT_GAP` row, when the first lost call started; else empty.
+        lost_from: Cow<'a, str> => "LostFrom", "datetime", false;
+        /// In an `HSM_AUDIT_GAP` row, when the last lost call started; else empty.
+        lost_to: Cow<'a, str> => "LostTo", "datetime", false;
+        /// In a checkpoint, how many rows of the stream precede it (= SequenceNo - 1, lost rows
+        /// included); 0 in other rows.
+        chain_count: u64 => "ChainCount", "long", false;
+        /// In a signed checkpoint, the Ed25519 signature (hex) of its chain head; else empty.
+        signature: Cow<'a, str> => "Signature", "string", false;
+    }
+    // Per-row columns. RowHash stays last: the chain's canonical form relies on it.
+    per_row {
+        /// UTC time the call started (RFC 3339, microseconds).
+        time_generated: Cow<'a, str> => "TimeGenerated", "datetime", true;
+        /// Time spent in the vendor module, whole milliseconds (rounded down).
+        duration_ms: u64 => "DurationMs", "int", true;
+        /// Time spent in the vendor module, microseconds.
+        duration_us: u64 => "DurationUs", "long", false;
+        /// Position of the row in its writer's stream: 1, 2, 3…; a number is missing only for a
+        /// row counted in the `LostRows` of an `HSM_AUDIT_GAP` row.
+        sequence_no: u64 => "SequenceNo", "long", false;
+        /// RowHash of the previous row of this writer's stream on disk (lost rows are not in the
+        /// chain); 64 zeros for the first row.
+        prev_hash: Cow<'a, str> => "PrevHash", "string", false;
+        /// SHA-256 (hex) of every byte of this row's JSON line before this value. Stays last.
+        row_hash: Cow<'a, str> => "RowHash", "string", false;
+    }
 }
 
 impl Row<'_> {

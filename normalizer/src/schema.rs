@@ -164,7 +164,8 @@ mod tests {
         assert_eq!(table_columns().len(), COLUMNS.len());
         assert!(table_columns().contains(&("TimeGenerated", "dateTime")));
         assert!(table_columns().contains(&("SequenceNo", "long")));
-        assert!(az_columns().starts_with("TimeGenerated=dateTime OperationName=string"));
+        assert!(az_columns().starts_with("OperationName=string Opcode=string"));
+        assert!(az_columns().contains(" TimeGenerated=dateTime "));
     }
 
     #[test]
@@ -187,7 +188,13 @@ mod tests {
                 .map(|c| c["name"].as_str().unwrap())
                 .collect();
             assert_eq!(names, stream_column_names());
-            assert_eq!(decl["columns"][0]["type"], "datetime");
+            let time = decl["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "TimeGenerated")
+                .unwrap();
+            assert_eq!(time["type"], "datetime");
             let flow = &p["dataFlows"][0];
             assert_eq!(flow["streams"][0], stream.as_str());
             assert_eq!(flow["outputStream"], OUTPUT_STREAM);

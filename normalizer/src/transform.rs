@@ -1,13 +1,14 @@
 //! Event → row: looks the function up in the catalog and names the scalar values.
 
 use crate::catalog;
+use crate::chain::Head;
 use crate::chain::{CHECKPOINT_OPERATION, RECORD_CALL, RECORD_CHECKPOINT, RECORD_GAP};
 use crate::context::Context;
 use crate::event::{Event, Origin};
 use crate::names;
 use crate::row::Row;
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use time::format_description::FormatItem;
 use time::macros::format_description;
 
@@ -34,7 +35,8 @@ struct TimeText {
 }
 
 impl TimeText {
-    fn format(&mut self, unix_ns: u64) -> &str {
+    /// Makes `text` the formatted `unix_ns`.
+    fn set(&mut self, unix_ns: u64) {
         let second = unix_ns / 1_000_000_000;
         if self.second != Some(second) {
             format_time(second * 1_000_000_000, &mut self.text);
@@ -53,16 +55,38 @@ impl TimeText {
         self.text
             .push_str(std::str::from_utf8(&digits).expect("ASCII digits"));
         self.text.push('Z');
+    }
+
+    #[cfg(test)]
+    fn format(&mut self, unix_ns: u64) -> &str {
+        self.set(unix_ns);
         &self.text
     }
 }
+
+/// What makes call rows share their shape columns (`row::SHAPE_COLUMNS`): with the writer's
+/// context, these decide every one of them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Shape {
+    function: crate::FunctionId,
+    origin: Origin,
+    rv: u64,
+    mechanism: Option<u64>,
+    user_type: Option<u64>,
+}
+
+/// Shapes kept at most; a program cycling through more (garbage mechanism numbers the
+/// vendor still accepts) only starts the cache over.
+const MAX_SHAPES: usize = 4096;
 
 /// Turns events into rows for one writer, numbering them 1, 2, 3…
 pub struct Normalizer {
     context: Context,
     next_sequence: u64,
     time: TimeText,
-    results: HashMap<u64, (String, String)>,
+    results: FxHashMap<u64, (String, String)>,
+    /// The head of every shape seen since the context last changed.
+    heads: FxHashMap<Shape, Head>,
 }
 
 impl Normalizer {
@@ -75,7 +99,8 @@ impl Normalizer {
                 second: None,
                 text: String::with_capacity(32),
             },
-            results: HashMap::new(),
+            results: FxHashMap::default(),
+            heads: FxHashMap::default(),
         }
     }
 
@@ -87,6 +112,8 @@ impl Normalizer {
     /// Records the vendor's `C_GetInfo` description for the rows that follow.
     pub fn set_sdk_version(&mut self, version: String) {
         self.context.client_sdk_package_version = version;
+        // A context column changed: every cached head is stale.
+        self.heads.clear();
     }
 
     /// The `SequenceNo` the next row will get.
@@ -103,18 +130,51 @@ impl Normalizer {
     /// The row for `event`; takes the next sequence number. `PrevHash` and `RowHash` are
     /// left empty for [`crate::chain::Chain::seal`].
     pub fn row(&mut self, event: &Event) -> Row<'_> {
-        let sequence_no = self.take_sequence();
-        let time = self.time.format(event.start_unix_ns);
-        let (signature, description) = self.results.entry(event.rv).or_insert_with(|| {
+        let sequence_no = self.prepare(event);
+        self.call_row(event, sequence_no)
+    }
+
+    /// [`Normalizer::row`], with the head of the row's shape for
+    /// [`crate::chain::Chain::seal`] (made the first time the shape occurs).
+    pub fn row_with_head(&mut self, event: &Event) -> (Row<'_>, &Head) {
+        let sequence_no = self.prepare(event);
+        let shape = Shape {
+            function: event.function,
+            origin: event.origin,
+            rv: event.rv,
+            mechanism: event.mechanism,
+            user_type: event.user_type,
+        };
+        if !self.heads.contains_key(&shape) {
+            if self.heads.len() >= MAX_SHAPES {
+                self.heads.clear();
+            }
+            let head = Head::of(&self.call_row(event, sequence_no));
+            self.heads.insert(shape, head);
+        }
+        let this = &*self;
+        (this.call_row(event, sequence_no), &this.heads[&shape])
+    }
+
+    /// What a call row needs changed in `self`: its sequence number (returned), its time
+    /// text and its result's names.
+    fn prepare(&mut self, event: &Event) -> u64 {
+        self.time.set(event.start_unix_ns);
+        self.results.entry(event.rv).or_insert_with(|| {
             (
                 names::result_signature(event.rv),
                 names::result_description(event.rv),
             )
         });
+        self.take_sequence()
+    }
+
+    fn call_row(&self, event: &Event, sequence_no: u64) -> Row<'_> {
+        let (signature, description) = &self.results[&event.rv];
         let op = catalog::operation(event.function);
         let c = &self.context;
         Row {
-            time_generated: Cow::Borrowed(time),
+            time_generated: Cow::Borrowed(&self.time.text),
             operation_name: Cow::Borrowed(op.name),
             opcode: Cow::Borrowed(op.opcode),
             hsm_instance: Cow::Borrowed(&c.hsm_instance),
@@ -172,10 +232,10 @@ impl Normalizer {
         kind: &'static str,
     ) -> Row<'_> {
         let sequence_no = self.take_sequence();
-        let time = self.time.format(unix_ns);
+        self.time.set(unix_ns);
         let c = &self.context;
         Row {
-            time_generated: Cow::Borrowed(time),
+            time_generated: Cow::Borrowed(&self.time.text),
             operation_name: Cow::Borrowed(operation),
             opcode: Cow::Borrowed(""),
             hsm_instance: Cow::Borrowed(&c.hsm_instance),

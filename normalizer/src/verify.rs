@@ -795,7 +795,7 @@ mod tests {
             .unwrap()
             .into_owned();
         forged.sequence_no = 3;
-        let forged_line = Chain::new().seal(forged, |_, line| line.to_vec());
+        let forged_line = Chain::new().seal(forged, None, |_, line| line.to_vec());
         let mut more = ls.clone();
         more.insert(2, forged_line);
         let report = assert_found(&with_lines(&files, &more), "forged row");
@@ -852,7 +852,7 @@ mod tests {
                 .unwrap()
                 .into_owned();
             edit(&mut row);
-            chain.seal(row, |_, line| out.extend_from_slice(line));
+            chain.seal(row, None, |_, line| out.extend_from_slice(line));
         }
         with_lines(files, &[out])
     }

@@ -11,7 +11,7 @@
 //! the last row on disk, and the next row written is an `HSM_AUDIT_GAP` row that links to
 //! that row and reports how many numbers are missing before it.
 
-use crate::chain::Chain;
+use crate::chain::{Chain, Head};
 use crate::config::{Config, Durability};
 use crate::context::Context;
 use crate::event::Event;
@@ -268,7 +268,7 @@ enum Emitted {
 }
 
 impl Output {
-    fn emit(&mut self, row: Row<'_>) -> Emitted {
+    fn emit(&mut self, row: Row<'_>, head: Option<&Head>) -> Emitted {
         let Output {
             chain,
             record,
@@ -276,7 +276,7 @@ impl Output {
             last_error,
         } = self;
         let held_before = record.held();
-        let result = chain.seal(row, |row, line| {
+        let result = chain.seal(row, head, |row, line| {
             for sink in copies.iter_mut() {
                 if let Err(e) = sink.accept_sealed(row, line) {
                     report(last_error, &e);
@@ -355,7 +355,8 @@ impl Pipeline {
             self.loss = add(self.loss, (1, (at, at)));
             return;
         }
-        let emitted = self.out.emit(self.normalizer.row(event));
+        let (row, head) = self.normalizer.row_with_head(event);
+        let emitted = self.out.emit(row, Some(head));
         self.emitted(emitted, Some(event.start_unix_ns));
         self.since_checkpoint += 1;
         if self.since_checkpoint >= self.checkpoint_every {
@@ -373,7 +374,7 @@ impl Pipeline {
         };
         let emitted = self
             .out
-            .emit(self.normalizer.gap(rows, from, to, unix_now_ns()));
+            .emit(self.normalizer.gap(rows, from, to, unix_now_ns()), None);
         self.since_checkpoint += 1;
         if let Emitted::Lost(n, e) = emitted {
             // The gap row went with the batch: the next one reports it too.
@@ -408,7 +409,7 @@ impl Pipeline {
             signature = signer.sign(&row.writer_id, row.chain_count, self.out.chain.head());
             row.signature = Cow::Borrowed(&signature);
         }
-        let emitted = self.out.emit(row);
+        let emitted = self.out.emit(row, None);
         self.since_checkpoint = 0;
         self.emitted(emitted, None);
     }
