@@ -4,7 +4,7 @@
 //! (DIR defaults to a fresh temporary directory, removed afterwards). Use a tmpfs DIR such
 //! as /dev/shm/x to measure the writer rather than the disk.
 
-use normalizer::{Config, Event, FunctionId, Msg, Writer};
+use normalizer::{Config, Event, FunctionId, Writer};
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -34,7 +34,7 @@ fn main() {
             25_000 + i % 977,
         );
         ev.mechanism = Some(0x1041);
-        writer.sender().send(Msg::Event(ev)).expect("writer alive");
+        assert!(writer.record(ev), "writer alive");
     }
     assert!(
         writer.flush(Duration::from_secs(600)),

@@ -190,8 +190,8 @@ config_keys! {
     caller_ip_address: String = String::new(), "\"\" (derived)", "HSM_AUDIT_CALLER_IP_ADDRESS";
     /// Longest time a row waits in memory before it is written to its file, milliseconds.
     flush_interval_ms: u64 = 200, "200", "HSM_AUDIT_FLUSH_INTERVAL_MS";
-    /// Events the channel between calls and the writer holds; a full channel makes callers wait.
-    channel_capacity: usize = 65536, "65536", "HSM_AUDIT_CHANNEL_CAPACITY";
+    /// Events each calling thread's lane to the writer holds (64 bytes each), and the shared channel in `durability = "sync"`; a full lane makes its thread wait.
+    channel_capacity: usize = 16384, "16384", "HSM_AUDIT_CHANNEL_CAPACITY";
     /// A row file is closed and the next part started once it reaches this size, bytes.
     max_file_bytes: u64 = 256 * 1024 * 1024, "268435456", "HSM_AUDIT_MAX_FILE_BYTES";
     /// A checkpoint row (chain head and count) follows this many call rows; one is also written after each flush interval with new rows, and at shutdown.

@@ -21,6 +21,8 @@ pub struct Health {
     lost: AtomicU64,
     /// Events the callers could not hand over; the writer folds them into its next gap row.
     undelivered: AtomicU64,
+    /// The writer thread has ended: callers must not wait for it (a full lane).
+    stopped: AtomicBool,
 }
 
 impl Default for Health {
@@ -31,6 +33,7 @@ impl Default for Health {
             done_changed: Condvar::new(),
             lost: AtomicU64::new(0),
             undelivered: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
         }
     }
 }
@@ -45,6 +48,16 @@ impl Health {
     /// Set by the writer after every write attempt.
     pub fn set_writable(&self, ok: bool) {
         self.writable.store(ok, Ordering::Relaxed);
+    }
+
+    /// Whether the writer thread has ended.
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Set as the writer thread ends, however it ends.
+    pub fn set_stopped(&self) {
+        self.stopped.store(true, Ordering::Release);
     }
 
     /// Rows lost since the writer started.

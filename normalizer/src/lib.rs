@@ -15,6 +15,7 @@ pub mod context;
 pub mod event;
 pub mod function;
 pub mod health;
+pub mod lanes;
 pub mod names;
 pub mod resource_id;
 pub mod row;

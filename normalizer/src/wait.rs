@@ -1,66 +1,65 @@
-//! How the writer waits for the next message without making callers wake it.
+//! How long the writer naps when it finds no event in any lane.
 //!
-//! A receiver blocked in `recv` makes every `send` pay a futex wake-up: a system call, and
-//! often a context switch, on the application's thread, several times the cost of recording
-//! the call. So while calls keep coming the writer naps briefly and polls instead; only
-//! after a quiet spell does it block, and then the first call after it pays one wake-up.
+//! Lanes cannot wake the writer: a wake-up would cost every call a futex system call (or at
+//! least a fence to check whether the writer sleeps), several times the cost of recording
+//! the call. So the writer looks at the lanes after each nap instead; messages on the shared
+//! channel (flush requests, new lanes) end a nap at once.
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
-/// One nap between polls: bounds the extra delay of a row (flushes are 200 ms apart by
-/// default) and holds at most this long's worth of calls in the channel (10,000 at 2 M
-/// calls/s, well inside the default 65,536). 1 ms naps cost measurably more: each wake-up
-/// can preempt the caller's thread on a busy machine.
-const NAP: Duration = Duration::from_millis(5);
-/// Quiet time after which the writer blocks instead of polling (about 50 wake-ups per
-/// quiet spell rather than 1000 a second forever).
-const POLL_FOR: Duration = Duration::from_millis(50);
+/// A nap while calls keep coming: bounds the extra delay of a row (flushes are 200 ms apart
+/// by default) and how much of a lane can fill meanwhile (10,000 events at 2 M calls/s, well
+/// inside the default lane). 1 ms naps cost measurably more: each wake-up can preempt the
+/// caller's thread on a busy machine.
+pub const NAP: Duration = Duration::from_millis(5);
+/// A nap once nothing came for [`QUIET_AFTER`]: about 20 wake-ups a second while the
+/// application is idle, and the first call after a quiet spell reaches its file at most
+/// this much later.
+pub const QUIET_NAP: Duration = Duration::from_millis(50);
+/// Time without events after which naps lengthen to [`QUIET_NAP`].
+pub const QUIET_AFTER: Duration = Duration::from_millis(100);
 
-/// `rx.recv_timeout(wait)`, polling with short naps before it blocks.
-pub fn recv_lazily<T>(rx: &Receiver<T>, wait: Duration) -> Result<T, RecvTimeoutError> {
-    let start = Instant::now();
-    loop {
-        match rx.try_recv() {
-            Ok(msg) => return Ok(msg),
-            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
-            Err(TryRecvError::Empty) => {}
+/// The writer's nap schedule.
+#[derive(Debug)]
+pub struct Naps {
+    last_busy: Instant,
+}
+
+impl Default for Naps {
+    fn default() -> Self {
+        Naps {
+            last_busy: Instant::now(),
         }
-        let waited = start.elapsed();
-        let Some(left) = wait.checked_sub(waited).filter(|d| !d.is_zero()) else {
-            return Err(RecvTimeoutError::Timeout);
-        };
-        if waited >= POLL_FOR {
-            return rx.recv_timeout(left);
+    }
+}
+
+impl Naps {
+    /// The writer found work.
+    pub fn busy(&mut self) {
+        self.last_busy = Instant::now();
+    }
+
+    /// How long to nap now that it found none.
+    pub fn next(&self) -> Duration {
+        if self.last_busy.elapsed() < QUIET_AFTER {
+            NAP
+        } else {
+            QUIET_NAP
         }
-        std::thread::sleep(NAP.min(left));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossbeam_channel::bounded;
 
     #[test]
-    fn behaves_like_recv_timeout() {
-        let (tx, rx) = bounded(4);
-        tx.send(1).unwrap();
-        assert_eq!(recv_lazily(&rx, Duration::from_secs(1)), Ok(1));
-        assert_eq!(
-            recv_lazily(&rx, Duration::from_millis(120)),
-            Err(RecvTimeoutError::Timeout)
-        );
-        let sender = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(80));
-            tx.send(2).unwrap();
-        });
-        // Arrives after the polling phase: received by the blocking wait.
-        assert_eq!(recv_lazily(&rx, Duration::from_secs(5)), Ok(2));
-        sender.join().unwrap();
-        assert_eq!(
-            recv_lazily(&rx, Duration::from_secs(5)),
-            Err(RecvTimeoutError::Disconnected)
-        );
+    fn naps_lengthen_after_a_quiet_spell_and_shorten_with_work() {
+        let mut naps = Naps::default();
+        assert_eq!(naps.next(), NAP);
+        naps.last_busy = Instant::now() - QUIET_AFTER - Duration::from_millis(1);
+        assert_eq!(naps.next(), QUIET_NAP);
+        naps.busy();
+        assert_eq!(naps.next(), NAP);
     }
 }

@@ -16,15 +16,17 @@ use crate::config::{Config, Durability};
 use crate::context::Context;
 use crate::event::Event;
 use crate::health::Health;
+use crate::lanes::{self, Lanes, Outlet, Pushed};
 use crate::resource_id::ResourceId;
 use crate::row::Row;
 use crate::signing::CheckpointSigner;
 use crate::sink::{archive::ArchiveSink, jsonl::JsonlSink, Sink};
 use crate::transform::Normalizer;
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::Mutex;
 use std::borrow::Cow;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -38,6 +40,8 @@ pub enum Msg {
     Flush(Sender<()>),
     /// The vendor's `C_GetInfo` description, for `ClientSdkPackageVersion`.
     SdkVersion(String),
+    /// A calling thread's new lane (its events follow there, not in the channel).
+    Lane(Outlet),
 }
 
 /// Longest a call waits for its row in `durability = "sync"`: a backstop so that a stalled
@@ -46,6 +50,10 @@ pub const SYNC_WAIT_LIMIT: Duration = Duration::from_secs(10);
 
 /// A running writer. Dropping it stops the thread after writing every pending row.
 pub struct Writer {
+    /// Tells this writer's lanes from other writers' (`lanes::push`).
+    id: u64,
+    /// Events a calling thread's lane holds (`channel_capacity`).
+    lane_capacity: usize,
     tx: Option<Sender<Msg>>,
     thread: Option<JoinHandle<()>>,
     writer_id: String,
@@ -132,7 +140,10 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("hsm-audit-writer".into())
             .spawn(move || run(rx, p, interval))?;
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Writer {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            lane_capacity: config.channel_capacity,
             tx: Some(tx),
             thread: Some(thread),
             writer_id,
@@ -151,13 +162,28 @@ impl Writer {
         &self.health
     }
 
-    /// Hands one event to the writer. Buffered, it returns once the event is queued (waiting
-    /// only while the channel is full); sync, once its row is written and synced or counted
-    /// lost (at most [`SYNC_WAIT_LIMIT`]). Returns false if the event could not be handed over.
+    /// Hands one event to the writer. Buffered, it returns once the event is queued in the
+    /// calling thread's lane (waiting only while the lane is full); sync, once its row is
+    /// written and synced or counted lost (at most [`SYNC_WAIT_LIMIT`]). Returns false if the
+    /// event could not be handed over.
     #[inline]
     pub fn record(&self, event: Event) -> bool {
         let Some(tickets) = &self.tickets else {
-            return self.send(event);
+            let pushed = lanes::push(
+                self.id,
+                self.lane_capacity,
+                event,
+                |outlet| self.sender().send(Msg::Lane(outlet)).is_ok(),
+                || !self.health.stopped(),
+            );
+            return match pushed {
+                Pushed::Queued => true,
+                Pushed::WriterGone => {
+                    self.health.add_undelivered();
+                    false
+                }
+                Pushed::NoLane => self.send(event),
+            };
         };
         let ticket = {
             let mut sent = tickets.lock();
@@ -516,7 +542,7 @@ fn reported(rows: u64) {
 }
 
 fn unix_now_ns() -> u64 {
-    crate::clock::to_unix_ns(crate::clock::now_mono_ns())
+    crate::clock::to_unix_ns(crate::clock::now())
 }
 
 /// Diagnostics of writer threads go here when set (the shim sets its own, so that a host
@@ -529,6 +555,7 @@ const BATCH: usize = 4096;
 /// The writer thread's loop state.
 struct Run {
     p: Pipeline,
+    lanes: Lanes,
     /// When the first row since the last flush (and checkpoint) came.
     dirty_since: Option<Instant>,
     /// Events received so far: in sync mode, the tickets of the callers waiting for them.
@@ -546,11 +573,24 @@ impl Run {
                 self.dirty_since.get_or_insert_with(Instant::now);
             }
             Msg::Flush(ack) => {
+                // Every event recorded before the flush was asked for is in a lane by now.
+                self.drain_lanes();
                 self.flush();
                 let _ = ack.send(());
             }
             Msg::SdkVersion(v) => self.p.normalizer.set_sdk_version(v),
+            Msg::Lane(outlet) => self.lanes.add(outlet),
         }
+    }
+
+    /// Turns every event waiting in the lanes into rows; returns how many there were.
+    fn drain_lanes(&mut self) -> usize {
+        let p = &mut self.p;
+        let n = self.lanes.drain(|e| p.event(e));
+        if n > 0 {
+            self.dirty_since.get_or_insert_with(Instant::now);
+        }
+        n
     }
 
     /// Checkpoints and writes everything; releases sync-mode callers.
@@ -572,33 +612,54 @@ impl Run {
 
 fn run(rx: Receiver<Msg>, p: Pipeline, interval: Duration) {
     let _diagnostics = DIAGNOSTICS.get().map(tracing::dispatcher::set_default);
+    // However the loop ends (even by a panic), callers must stop waiting for this thread.
+    struct Stopped(Arc<Health>);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            self.0.set_stopped();
+        }
+    }
+    let _stopped = Stopped(p.health.clone());
     let mut r = Run {
         p,
+        lanes: Lanes::default(),
         dirty_since: None,
         received: 0,
         settled: 0,
     };
+    let mut naps = crate::wait::Naps::default();
     loop {
         crate::clock::rebase();
+        let mut busy = r.drain_lanes() > 0;
         let wait = r
             .dirty_since
             .map_or(interval, |t| interval.saturating_sub(t.elapsed()));
-        // Sync mode's callers wait for their rows: no naps there.
+        // Sync mode's callers wait for their rows in the channel: no naps there. Otherwise
+        // the wait is a nap (lanes are looked at again after it) that a message cuts short.
         let next = if r.p.sync {
             rx.recv_timeout(wait)
+        } else if busy {
+            rx.try_recv().map_err(|e| match e {
+                TryRecvError::Empty => RecvTimeoutError::Timeout,
+                TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+            })
         } else {
-            crate::wait::recv_lazily(&rx, wait)
+            rx.recv_timeout(naps.next().min(wait))
         };
         match next {
             Ok(msg) => {
+                busy = true;
                 r.handle(msg);
-                // Drain what is already queued before deciding to write.
+                // Take what is already queued before deciding to write.
                 for msg in rx.try_iter().take(BATCH) {
                     r.handle(msg);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if busy {
+            naps.busy();
         }
         if r.dirty_since.is_some_and(|t| t.elapsed() >= interval) {
             r.flush();
@@ -609,6 +670,7 @@ fn run(rx: Receiver<Msg>, p: Pipeline, interval: Duration) {
             r.settle();
         }
     }
+    r.drain_lanes();
     r.flush();
 }
 

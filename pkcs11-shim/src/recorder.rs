@@ -1,6 +1,6 @@
 //! The per-call recorder: times a call, then sends one `Event` to this process's writer.
 //!
-//! Hot path: two monotonic clock reads, a few atomic loads and a send on a bounded channel;
+//! Hot path: two clock reads (`normalizer::clock`), a few atomic loads and a send on a bounded channel;
 //! no allocation, no lock (in `durability = "sync"` the call then waits for its row). The
 //! writer starts on the first recorded call of each process:
 //! after `fork` the child's first call starts its own writer (the parent's thread does not
@@ -73,7 +73,7 @@ impl Call {
     /// Starts the clock: the vendor is called next.
     #[inline]
     pub fn begin(&mut self) {
-        self.start = clock::now_mono_ns();
+        self.start = clock::now();
     }
 
     /// Starts timing a call the shim makes itself.
@@ -81,7 +81,7 @@ impl Call {
         Call {
             function,
             origin: Origin::Shim,
-            start: clock::now_mono_ns(),
+            start: clock::now(),
         }
     }
 
@@ -105,7 +105,7 @@ impl Call {
     /// Records the call's outcome and returns `rv` unchanged.
     #[inline]
     pub fn finish(self, rv: CK_RV, scalars: Scalars) -> CK_RV {
-        let end = clock::now_mono_ns();
+        let end = clock::now();
         // Never begun: the shim answered without calling the vendor, in no time.
         let start = if self.start == 0 { end } else { self.start };
         record(Event {
@@ -113,7 +113,7 @@ impl Call {
             origin: self.origin,
             rv,
             start_unix_ns: clock::to_unix_ns(start),
-            duration_ns: end.saturating_sub(start),
+            duration_ns: clock::ns_between(start, end),
             mechanism: scalars.mechanism,
             user_type: scalars.user_type,
         });
