@@ -4,7 +4,7 @@
 //! - [`exports`]: the `C_*` symbols, one module per function family, all behind
 //!   [`boundary::guard`].
 //! - [`vendor`] / [`lists`]: the vendor module and the function tables we offer in its place.
-//! - [`recorder`]: timing and the event channel to the normalizer's writer thread.
+//! - [`recorder`]: timing, and handing events to the normalizer's writer thread.
 
 pub mod boundary;
 pub mod diag;

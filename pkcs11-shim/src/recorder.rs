@@ -1,8 +1,9 @@
 //! The per-call recorder: times a call, then sends one `Event` to this process's writer.
 //!
-//! Hot path: two clock reads (`normalizer::clock`), a few atomic loads and a send on a bounded channel;
-//! no allocation, no lock (in `durability = "sync"` the call then waits for its row). The
-//! writer starts on the first recorded call of each process:
+//! Hot path: two clock reads (`normalizer::clock`), a few atomic loads and a push into the
+//! calling thread's lane (`normalizer::lanes`); no allocation, no lock (in
+//! `durability = "sync"` the call then waits for its row). The writer starts on the first
+//! recorded call of each process:
 //! after `fork` the child's first call starts its own writer (the parent's thread does not
 //! exist in the child), and a child that makes no call starts nothing.
 
@@ -192,8 +193,8 @@ fn active() -> Option<&'static Active> {
 #[inline]
 fn record(event: Event) {
     match active() {
-        // Blocks only when the channel is full: back-pressure instead of loss. A failed
-        // send is counted by the writer's health.
+        // Blocks only when this thread's lane is full: back-pressure instead of loss. An
+        // event that cannot be handed over is counted by the writer's health.
         Some(a) => {
             a.writer.record(event);
         }
