@@ -8,6 +8,8 @@
 //! - [`workloads`]: what the `p11-client` binary runs (raw function-list calls, `cryptoki`,
 //!   interface negotiation, threads), printing transcripts ([`raw`], [`transcript`]).
 //! - [`client`]: running it against SoftHSM directly or through the shim.
+//! - [`mock_v3_path`]: a PKCS#11 3.0 vendor module (`mock-v3/`, SoftHSM2 plus interface
+//!   negotiation) for the shim's 3.x path, which SoftHSM 2.6 cannot exercise.
 //! - [`rows`]: checks on the rows the shim wrote; [`canary`]: the secrets that must not leak.
 
 pub mod canary;
@@ -59,6 +61,13 @@ pub fn shim_path() -> &'static Path {
         Some(p) => PathBuf::from(p),
         None => build_cdylib("pkcs11-shim", "libhsm_audit_pkcs11.so"),
     })
+}
+
+/// The mock PKCS#11 3.0 vendor, `libmock_pkcs11_v3.so` (`softhsm-tests/mock-v3/`: SoftHSM2
+/// plus interface negotiation), built first if needed (same profile as the tests).
+pub fn mock_v3_path() -> &'static Path {
+    static MOCK: OnceLock<PathBuf> = OnceLock::new();
+    MOCK.get_or_init(|| build_cdylib("mock-pkcs11-v3", "libmock_pkcs11_v3.so"))
 }
 
 /// Builds `package`'s cdylib and returns the path of `file` in the profile directory.
