@@ -8,6 +8,8 @@
 //! - [`workloads`]: what the `p11-client` binary runs (raw function-list calls, `cryptoki`,
 //!   interface negotiation, threads), printing transcripts ([`raw`], [`transcript`]).
 //! - [`client`]: running it against SoftHSM directly or through the shim.
+//! - [`mock_v3_path`]: a PKCS#11 3.0 vendor module (`mock-v3/`, SoftHSM2 plus interface
+//!   negotiation) for the shim's 3.x path, which SoftHSM 2.6 cannot exercise.
 //! - [`rows`]: checks on the rows the shim wrote; [`canary`]: the secrets that must not leak.
 
 pub mod canary;
@@ -55,24 +57,58 @@ pub fn target_dir() -> PathBuf {
 /// The built shim, `libhsm_audit_pkcs11.so`, built first if needed (same profile as the tests).
 pub fn shim_path() -> &'static Path {
     static SHIM: OnceLock<PathBuf> = OnceLock::new();
-    SHIM.get_or_init(|| {
-        if let Some(p) = std::env::var_os("HSM_AUDIT_SHIM") {
-            return PathBuf::from(p);
-        }
-        // A cdylib is not built for a dependent crate, so build it here; cargo makes this a
-        // no-op when it is current.
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "pkcs11-shim"]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build -p pkcs11-shim");
-        assert!(status.success(), "cargo build -p pkcs11-shim failed");
-        let path = profile_dir().join("libhsm_audit_pkcs11.so");
-        assert!(path.exists(), "{} missing after build", path.display());
-        path
+    SHIM.get_or_init(|| match std::env::var_os("HSM_AUDIT_SHIM") {
+        Some(p) => PathBuf::from(p),
+        None => build_cdylib("pkcs11-shim", "libhsm_audit_pkcs11.so"),
     })
+}
+
+/// The mock PKCS#11 3.0 vendor, `libmock_pkcs11_v3.so` (`softhsm-tests/mock-v3/`: SoftHSM2
+/// plus interface negotiation), built first if needed (same profile as the tests).
+pub fn mock_v3_path() -> &'static Path {
+    static MOCK: OnceLock<PathBuf> = OnceLock::new();
+    MOCK.get_or_init(|| build_cdylib("mock-pkcs11-v3", "libmock_pkcs11_v3.so"))
+}
+
+/// Builds `package`'s cdylib and returns the path of `file` in the profile directory.
+fn build_cdylib(package: &str, file: &str) -> PathBuf {
+    // A cdylib is not built for a dependent crate, so build it here; cargo makes this a
+    // no-op when it is current.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package]);
+    // Cargo describes the running test's package to it (CARGO_MANIFEST_DIR, CARGO_PKG_NAME…);
+    // ring's build script tracks some of those, so passing them on would rebuild ring and
+    // everything above it here, and again on the next plain `cargo build`.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(is_package_var) {
+            cmd.env_remove(key);
+        }
+    }
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("run cargo build -p {package}: {e}"));
+    assert!(status.success(), "cargo build -p {package} failed");
+    let path = profile_dir().join(file);
+    assert!(path.exists(), "{} missing after build", path.display());
+    path
+}
+
+/// Whether `key` is one of the variables cargo sets to describe the package being run.
+fn is_package_var(key: &str) -> bool {
+    [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+    ]
+    .iter()
+    .any(|prefix| key.starts_with(prefix))
+        || key == "CARGO_PRIMARY_PACKAGE"
+        || key == "CARGO_TARGET_TMPDIR"
 }
 
 /// A binary of this crate (built by cargo alongside the tests).

@@ -1,14 +1,17 @@
 //! `p11-client MODULE WORKLOAD [ARGS]`: loads a PKCS#11 module and runs one workload,
 //! printing a transcript the tests compare between SoftHSM and the shim in front of it.
 //!
-//! Workloads: `raw`, `cryptoki`, `interfaces VENDOR`, `threads THREADS ITERATIONS`.
+//! Workloads: `raw`, `cryptoki`, `interfaces VENDOR`, `interfaces-v3 VENDOR`,
+//! `threads THREADS ITERATIONS`.
 
 use softhsm_tests::workloads;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: p11-client MODULE raw|cryptoki|interfaces VENDOR|threads THREADS ITERATIONS");
+    eprintln!(
+        "usage: p11-client MODULE raw|cryptoki|interfaces VENDOR|interfaces-v3 VENDOR|threads THREADS ITERATIONS"
+    );
     ExitCode::from(2)
 }
 
@@ -23,6 +26,10 @@ fn main() -> ExitCode {
         Some("cryptoki") => workloads::high_level::run(&module),
         Some("interfaces") => match args.get(2) {
             Some(vendor) => workloads::interfaces::run(&module, vendor.as_ref()),
+            None => return usage(),
+        },
+        Some("interfaces-v3") => match args.get(2) {
+            Some(vendor) => workloads::interfaces_v3::run(&module, vendor.as_ref()),
             None => return usage(),
         },
         Some("threads") => match (number(2), number(3)) {

@@ -3,5 +3,6 @@
 
 pub mod high_level;
 pub mod interfaces;
+pub mod interfaces_v3;
 pub mod raw;
 pub mod threads;
