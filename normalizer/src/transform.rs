@@ -131,7 +131,13 @@ impl Normalizer {
     /// left empty for [`crate::chain::Chain::seal`].
     pub fn row(&mut self, event: &Event) -> Row<'_> {
         let sequence_no = self.prepare(event);
-        self.call_row(event, sequence_no)
+        call_row(
+            &self.context,
+            &self.time.text,
+            &self.results,
+            event,
+            sequence_no,
+        )
     }
 
     /// [`Normalizer::row`], with the head of the row's shape for
@@ -145,15 +151,19 @@ impl Normalizer {
             mechanism: event.mechanism,
             user_type: event.user_type,
         };
-        if !self.heads.contains_key(&shape) {
-            if self.heads.len() >= MAX_SHAPES {
-                self.heads.clear();
-            }
-            let head = Head::of(&self.call_row(event, sequence_no));
-            self.heads.insert(shape, head);
+        let Normalizer {
+            context,
+            time,
+            results,
+            heads,
+            ..
+        } = self;
+        if heads.len() >= MAX_SHAPES && !heads.contains_key(&shape) {
+            heads.clear();
         }
-        let this = &*self;
-        (this.call_row(event, sequence_no), &this.heads[&shape])
+        let row = || call_row(context, &time.text, results, event, sequence_no);
+        let head = heads.entry(shape).or_insert_with(|| Head::of(&row()));
+        (row(), head)
     }
 
     /// What a call row needs changed in `self`: its sequence number (returned), its time
@@ -167,50 +177,6 @@ impl Normalizer {
             )
         });
         self.take_sequence()
-    }
-
-    fn call_row(&self, event: &Event, sequence_no: u64) -> Row<'_> {
-        let (signature, description) = &self.results[&event.rv];
-        let op = catalog::operation(event.function);
-        let c = &self.context;
-        Row {
-            time_generated: Cow::Borrowed(&self.time.text),
-            operation_name: Cow::Borrowed(op.name),
-            opcode: Cow::Borrowed(op.opcode),
-            hsm_instance: Cow::Borrowed(&c.hsm_instance),
-            member_id: Cow::Borrowed(&c.hsm_instance),
-            cluster_type: Cow::Borrowed(&c.cluster_type),
-            pool_type: Cow::Borrowed(&c.cluster_type),
-            caller_ip_address: Cow::Borrowed(&c.caller_ip_address),
-            client_info: Cow::Borrowed(&c.client_info),
-            client_sdk_package_version: Cow::Borrowed(&c.client_sdk_package_version),
-            duration_ms: event.duration_ns / 1_000_000,
-            result_type: Cow::Borrowed(if event.rv == 0 { "Success" } else { "Failure" }),
-            result_signature: Cow::Borrowed(signature),
-            result_description: Cow::Borrowed(description),
-            source_system: Cow::Borrowed("hsm-audit"),
-            pkcs11_function: Cow::Borrowed(event.function.name()),
-            mechanism: Cow::Borrowed(event.mechanism.map_or("", names::mechanism_name)),
-            user_type: event
-                .user_type
-                .map_or(Cow::Borrowed(""), names::user_type_name),
-            call_origin: Cow::Borrowed(match event.origin {
-                Origin::Application => "application",
-                Origin::Shim => "shim",
-                Origin::Refused => "refused",
-            }),
-            duration_us: event.duration_ns / 1_000,
-            writer_id: Cow::Borrowed(&c.writer_id),
-            sequence_no,
-            lost_rows: 0,
-            lost_from: Cow::Borrowed(""),
-            lost_to: Cow::Borrowed(""),
-            record_type: Cow::Borrowed(RECORD_CALL),
-            chain_count: 0,
-            signature: Cow::Borrowed(""),
-            prev_hash: Cow::Borrowed(""),
-            row_hash: Cow::Borrowed(""),
-        }
     }
 
     /// A checkpoint row written at `unix_ns`; takes the next sequence number. It records no
@@ -292,6 +258,57 @@ impl Normalizer {
         row.lost_from = Cow::Owned(from);
         row.lost_to = Cow::Owned(to);
         row
+    }
+}
+
+/// The row of a call, from the parts of a [`Normalizer`] it borrows (`results` holds the
+/// names of `event.rv`: see `Normalizer::prepare`).
+fn call_row<'a>(
+    c: &'a Context,
+    time: &'a str,
+    results: &'a FxHashMap<u64, (String, String)>,
+    event: &Event,
+    sequence_no: u64,
+) -> Row<'a> {
+    let (signature, description) = &results[&event.rv];
+    let op = catalog::operation(event.function);
+    Row {
+        time_generated: Cow::Borrowed(time),
+        operation_name: Cow::Borrowed(op.name),
+        opcode: Cow::Borrowed(op.opcode),
+        hsm_instance: Cow::Borrowed(&c.hsm_instance),
+        member_id: Cow::Borrowed(&c.hsm_instance),
+        cluster_type: Cow::Borrowed(&c.cluster_type),
+        pool_type: Cow::Borrowed(&c.cluster_type),
+        caller_ip_address: Cow::Borrowed(&c.caller_ip_address),
+        client_info: Cow::Borrowed(&c.client_info),
+        client_sdk_package_version: Cow::Borrowed(&c.client_sdk_package_version),
+        duration_ms: event.duration_ns / 1_000_000,
+        result_type: Cow::Borrowed(if event.rv == 0 { "Success" } else { "Failure" }),
+        result_signature: Cow::Borrowed(signature),
+        result_description: Cow::Borrowed(description),
+        source_system: Cow::Borrowed("hsm-audit"),
+        pkcs11_function: Cow::Borrowed(event.function.name()),
+        mechanism: Cow::Borrowed(event.mechanism.map_or("", names::mechanism_name)),
+        user_type: event
+            .user_type
+            .map_or(Cow::Borrowed(""), names::user_type_name),
+        call_origin: Cow::Borrowed(match event.origin {
+            Origin::Application => "application",
+            Origin::Shim => "shim",
+            Origin::Refused => "refused",
+        }),
+        duration_us: event.duration_ns / 1_000,
+        writer_id: Cow::Borrowed(&c.writer_id),
+        sequence_no,
+        lost_rows: 0,
+        lost_from: Cow::Borrowed(""),
+        lost_to: Cow::Borrowed(""),
+        record_type: Cow::Borrowed(RECORD_CALL),
+        chain_count: 0,
+        signature: Cow::Borrowed(""),
+        prev_hash: Cow::Borrowed(""),
+        row_hash: Cow::Borrowed(""),
     }
 }
 
