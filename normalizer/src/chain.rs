@@ -162,6 +162,21 @@ impl Chain {
         head: Option<&Head>,
         emit: impl FnOnce(&Row<'_>, &[u8]) -> R,
     ) -> R {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        let result = self.seal_into(row, head, &mut line, emit);
+        self.line = line;
+        result
+    }
+
+    /// [`Chain::seal`], rendering the line at the end of `out` (a sink's write buffer).
+    pub fn seal_into<R>(
+        &mut self,
+        row: Row<'_>,
+        head: Option<&Head>,
+        out: &mut Vec<u8>,
+        emit: impl FnOnce(&Row<'_>, &[u8]) -> R,
+    ) -> R {
         let prev = self.head;
         self.before_last = prev;
         let mut row = Row {
@@ -169,29 +184,28 @@ impl Chain {
             row_hash: Cow::Borrowed(""),
             ..row
         };
-        self.line.clear();
-        let mut hasher = match head {
+        let start = out.len();
+        let (mut hasher, hashed_from) = match head {
             Some(head) => {
-                self.line.extend_from_slice(&head.line);
-                head.hashed.clone()
+                out.extend_from_slice(&head.line);
+                (head.hashed.clone(), out.len())
             }
             None => {
-                row.write_json_shape(&mut self.line);
-                Sha256::new()
+                row.write_json_shape(out);
+                (Sha256::new(), start)
             }
         };
-        let hashed_before = if head.is_some() { self.line.len() } else { 0 };
-        row.write_json_per_row(&mut self.line);
+        row.write_json_per_row(out);
         // With RowHash empty the line ends `"RowHash":""}`: hash up to the second-last quote.
-        let prefix_len = self.line.len() - 2;
-        debug_assert!(self.line[..prefix_len].ends_with(ROW_HASH_KEY));
-        hasher.update(&self.line[hashed_before..prefix_len]);
+        let hashed_to = out.len() - 2;
+        debug_assert!(out[..hashed_to].ends_with(ROW_HASH_KEY));
+        hasher.update(&out[hashed_from..hashed_to]);
         hex_into(&hasher.finalize(), &mut self.head);
-        self.line.truncate(prefix_len);
-        self.line.extend_from_slice(&self.head);
-        self.line.extend_from_slice(b"\"}\n");
+        out.truncate(hashed_to);
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(b"\"}\n");
         row.row_hash = Cow::Borrowed(std::str::from_utf8(&self.head).expect("hex"));
-        emit(&row, &self.line)
+        emit(&row, &out[start..])
     }
 }
 
@@ -301,6 +315,24 @@ mod tests {
             );
         }
         assert_eq!(cached.head(), full.head());
+    }
+
+    #[test]
+    fn sealing_into_a_buffer_appends_the_same_line() {
+        let (mut a, mut b) = (Chain::new(), Chain::new());
+        let mut n = normalizer();
+        let mut m = Normalizer::new(n.context().clone());
+        let mut buffer = b"earlier lines\n".to_vec();
+        let mut expected = buffer.clone();
+        for i in 0..3 {
+            let event = Event::new(FunctionId::Sign, i, 1_763_762_603_000_000_000, 5);
+            let (row, head) = n.row_with_head(&event);
+            let emitted = a.seal_into(row, Some(head), &mut buffer, |_, line| line.to_vec());
+            let line = b.seal(m.row(&event), None, |_, line| line.to_vec());
+            assert_eq!(emitted, line);
+            expected.extend_from_slice(&line);
+        }
+        assert_eq!(buffer, expected);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::lanes::{self, Lanes, Outlet, Pushed};
 use crate::resource_id::ResourceId;
 use crate::row::Row;
 use crate::signing::CheckpointSigner;
-use crate::sink::{archive::ArchiveSink, jsonl::JsonlSink, Sink};
+use crate::sink::{archive::ArchiveSink, jsonl::row_day, jsonl::JsonlSink, Sink};
 use crate::transform::Normalizer;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::Mutex;
@@ -293,6 +293,20 @@ enum Emitted {
     Lost(u64, io::Error),
 }
 
+/// Gives a sealed row to the copy sinks; their failures are logged, not counted.
+fn copy(
+    copies: &mut [Box<dyn Sink>],
+    last_error: &mut Option<Instant>,
+    row: &Row<'_>,
+    line: &[u8],
+) {
+    for sink in copies.iter_mut() {
+        if let Err(e) = sink.accept_sealed(row, line) {
+            report(last_error, &e);
+        }
+    }
+}
+
 impl Output {
     fn emit(&mut self, row: Row<'_>, head: Option<&Head>) -> Emitted {
         let Output {
@@ -302,14 +316,20 @@ impl Output {
             last_error,
         } = self;
         let held_before = record.held();
-        let result = chain.seal(row, head, |row, line| {
-            for sink in copies.iter_mut() {
-                if let Err(e) = sink.accept_sealed(row, line) {
-                    report(last_error, &e);
-                }
+        let result = match record.line_buffer(row_day(&row)) {
+            // Rendered straight into the record's write buffer: one copy of the line fewer.
+            Ok(Some(buffer)) => {
+                chain.seal_into(row, head, buffer, |row, line| {
+                    copy(copies, last_error, row, line)
+                });
+                record.appended_line()
             }
-            record.accept_sealed(row, line)
-        });
+            Ok(None) => chain.seal(row, head, |row, line| {
+                copy(copies, last_error, row, line);
+                record.accept_sealed(row, line)
+            }),
+            Err(e) => Err(e),
+        };
         match result {
             Ok(()) => match record.held() {
                 0 => {

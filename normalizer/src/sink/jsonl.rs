@@ -171,8 +171,7 @@ impl JsonlSink {
     }
 
     /// Starts a new file when `row` belongs to another day than the pending rows.
-    fn switch_day(&mut self, row: &Row<'_>) -> io::Result<()> {
-        let day = row.time_generated.get(..10).unwrap_or("0000-00-00");
+    fn switch_day(&mut self, day: &str) -> io::Result<()> {
         if day != self.pending_day {
             self.write_pending()?;
             self.pending_day.clear();
@@ -190,6 +189,11 @@ impl JsonlSink {
     }
 }
 
+/// The UTC day (`YYYY-MM-DD`) a row belongs to: the files are per day.
+pub fn row_day<'a>(row: &'a Row<'_>) -> &'a str {
+    row.time_generated.get(..10).unwrap_or("0000-00-00")
+}
+
 /// Whether a non-empty file's last byte is a newline.
 fn ends_with_newline(file: &mut File, len: u64) -> bool {
     let mut last = [0u8];
@@ -201,15 +205,24 @@ fn ends_with_newline(file: &mut File, len: u64) -> bool {
 
 impl Sink for JsonlSink {
     fn accept(&mut self, row: &Row<'_>) -> io::Result<()> {
-        self.switch_day(row)?;
+        self.switch_day(row_day(row))?;
         row.write_json(&mut self.pending);
         self.pending.push(b'\n');
         self.after_append()
     }
 
     fn accept_sealed(&mut self, row: &Row<'_>, line: &[u8]) -> io::Result<()> {
-        self.switch_day(row)?;
+        self.switch_day(row_day(row))?;
         self.pending.extend_from_slice(line);
+        self.after_append()
+    }
+
+    fn line_buffer(&mut self, day: &str) -> io::Result<Option<&mut Vec<u8>>> {
+        self.switch_day(day)?;
+        Ok(Some(&mut self.pending))
+    }
+
+    fn appended_line(&mut self) -> io::Result<()> {
         self.after_append()
     }
 

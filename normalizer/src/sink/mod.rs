@@ -19,6 +19,18 @@ pub trait Sink: Send {
         let _ = line;
         self.accept(row)
     }
+    /// For a sink that buffers JSON lines before writing them: the buffer the next sealed
+    /// line, of a row started on UTC `day` (`YYYY-MM-DD`), may be rendered straight into,
+    /// saving a copy of every line. The line must then be reported with
+    /// [`Sink::appended_line`]. `None` (the default): use `accept_sealed`.
+    fn line_buffer(&mut self, day: &str) -> io::Result<Option<&mut Vec<u8>>> {
+        let _ = day;
+        Ok(None)
+    }
+    /// A sealed line was rendered into [`Sink::line_buffer`]; may write the buffer.
+    fn appended_line(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// Hands every buffered row to the operating system.
     fn flush(&mut self) -> io::Result<()>;
     /// Makes every row handed to the operating system durable (`fdatasync`).
