@@ -1,10 +1,11 @@
-//! The writer: a background thread that receives events over a bounded channel, turns
-//! them into rows and hands them to the sinks.
+//! The writer: a background thread that takes events from the calling threads' lanes
+//! (`lanes.rs`) and a bounded channel, turns them into rows and hands them to the sinks.
 //!
-//! The sending side is all the shim touches on its hot path: `Sender::send` on a bounded
-//! crossbeam channel neither allocates nor locks while there is room. When the channel is
-//! full the caller waits for the writer to catch up (back-pressure) rather than dropping the
-//! event: memory stays bounded and no row is lost.
+//! `Writer::record` is all the shim touches on its hot path: a push into the calling
+//! thread's own lane, which neither allocates nor locks while there is room. When the lane
+//! is full the caller waits for the writer to catch up (back-pressure) rather than dropping
+//! the event: memory stays bounded and no row is lost. The channel carries new lanes, flush
+//! requests, the vendor's version, and the events of `durability = "sync"`.
 //!
 //! Every row is chained (docs/tamper-evidence.md) and numbered. When a write fails, its rows
 //! are lost (docs/reliability.md): they keep their `SequenceNo`s, the chain rolls back to
