@@ -199,38 +199,10 @@ impl Normalizer {
     ) -> Row<'_> {
         let sequence_no = self.take_sequence();
         self.time.set(unix_ns);
-        let c = &self.context;
         Row {
-            time_generated: Cow::Borrowed(&self.time.text),
             operation_name: Cow::Borrowed(operation),
-            opcode: Cow::Borrowed(""),
-            hsm_instance: Cow::Borrowed(&c.hsm_instance),
-            member_id: Cow::Borrowed(&c.hsm_instance),
-            cluster_type: Cow::Borrowed(&c.cluster_type),
-            pool_type: Cow::Borrowed(&c.cluster_type),
-            caller_ip_address: Cow::Borrowed(&c.caller_ip_address),
-            client_info: Cow::Borrowed(&c.client_info),
-            client_sdk_package_version: Cow::Borrowed(&c.client_sdk_package_version),
-            duration_ms: 0,
-            result_type: Cow::Borrowed(""),
-            result_signature: Cow::Borrowed(""),
-            result_description: Cow::Borrowed(""),
-            source_system: Cow::Borrowed("hsm-audit"),
-            pkcs11_function: Cow::Borrowed(""),
-            mechanism: Cow::Borrowed(""),
-            user_type: Cow::Borrowed(""),
-            call_origin: Cow::Borrowed(""),
-            duration_us: 0,
-            writer_id: Cow::Borrowed(&c.writer_id),
-            sequence_no,
-            lost_rows: 0,
-            lost_from: Cow::Borrowed(""),
-            lost_to: Cow::Borrowed(""),
             record_type: Cow::Borrowed(kind),
-            chain_count: 0,
-            signature: Cow::Borrowed(""),
-            prev_hash: Cow::Borrowed(""),
-            row_hash: Cow::Borrowed(""),
+            ..context_row(&self.context, &self.time.text, sequence_no)
         }
     }
 
@@ -273,21 +245,12 @@ fn call_row<'a>(
     let (signature, description) = &results[&event.rv];
     let op = catalog::operation(event.function);
     Row {
-        time_generated: Cow::Borrowed(time),
         operation_name: Cow::Borrowed(op.name),
         opcode: Cow::Borrowed(op.opcode),
-        hsm_instance: Cow::Borrowed(&c.hsm_instance),
-        member_id: Cow::Borrowed(&c.hsm_instance),
-        cluster_type: Cow::Borrowed(&c.cluster_type),
-        pool_type: Cow::Borrowed(&c.cluster_type),
-        caller_ip_address: Cow::Borrowed(&c.caller_ip_address),
-        client_info: Cow::Borrowed(&c.client_info),
-        client_sdk_package_version: Cow::Borrowed(&c.client_sdk_package_version),
         duration_ms: event.duration_ns / 1_000_000,
         result_type: Cow::Borrowed(if event.rv == 0 { "Success" } else { "Failure" }),
         result_signature: Cow::Borrowed(signature),
         result_description: Cow::Borrowed(description),
-        source_system: Cow::Borrowed("hsm-audit"),
         pkcs11_function: Cow::Borrowed(event.function.name()),
         mechanism: Cow::Borrowed(event.mechanism.map_or("", names::mechanism_name)),
         user_type: event
@@ -299,12 +262,41 @@ fn call_row<'a>(
             Origin::Refused => "refused",
         }),
         duration_us: event.duration_ns / 1_000,
+        record_type: Cow::Borrowed(RECORD_CALL),
+        ..context_row(c, time, sequence_no)
+    }
+}
+
+/// A row with the writer's context columns, `time` and `sequence_no`, and every other column
+/// empty or zero: what every row starts from.
+fn context_row<'a>(c: &'a Context, time: &'a str, sequence_no: u64) -> Row<'a> {
+    Row {
+        time_generated: Cow::Borrowed(time),
+        operation_name: Cow::Borrowed(""),
+        opcode: Cow::Borrowed(""),
+        hsm_instance: Cow::Borrowed(&c.hsm_instance),
+        member_id: Cow::Borrowed(&c.hsm_instance),
+        cluster_type: Cow::Borrowed(&c.cluster_type),
+        pool_type: Cow::Borrowed(&c.cluster_type),
+        caller_ip_address: Cow::Borrowed(&c.caller_ip_address),
+        client_info: Cow::Borrowed(&c.client_info),
+        client_sdk_package_version: Cow::Borrowed(&c.client_sdk_package_version),
+        duration_ms: 0,
+        result_type: Cow::Borrowed(""),
+        result_signature: Cow::Borrowed(""),
+        result_description: Cow::Borrowed(""),
+        source_system: Cow::Borrowed("hsm-audit"),
+        pkcs11_function: Cow::Borrowed(""),
+        mechanism: Cow::Borrowed(""),
+        user_type: Cow::Borrowed(""),
+        call_origin: Cow::Borrowed(""),
+        duration_us: 0,
         writer_id: Cow::Borrowed(&c.writer_id),
         sequence_no,
         lost_rows: 0,
         lost_from: Cow::Borrowed(""),
         lost_to: Cow::Borrowed(""),
-        record_type: Cow::Borrowed(RECORD_CALL),
+        record_type: Cow::Borrowed(""),
         chain_count: 0,
         signature: Cow::Borrowed(""),
         prev_hash: Cow::Borrowed(""),
