@@ -142,8 +142,11 @@ pub unsafe extern "C" fn C_GetInterfaceList(
     })
 }
 
-/// `C_GetInterface`: the vendor's answer with our table in its place; over a 2.x vendor,
-/// the one "PKCS 11" 2.x interface.
+/// `C_GetInterface`. Over a vendor with interface functions, a request naming "PKCS 11" is
+/// answered from the interfaces our `C_GetInterfaceList` lists (so whatever we list can be
+/// obtained by its name and version, even where our version label is not the vendor's); any
+/// other request (no name, or a vendor-specific name) gets the vendor's answer with our table
+/// in place of a "PKCS 11" one. Over a 2.x vendor, the one "PKCS 11" 2.x interface.
 ///
 /// # Safety
 /// `name` is NULL or a NUL-terminated string; `version` NULL or readable; `interface`
@@ -161,6 +164,12 @@ pub unsafe extern "C" fn C_GetInterface(
             Ok((vendor, ours)) => {
                 call.begin();
                 match vendor.get_interface {
+                    // A NULL `interface` is passed on: the vendor's own answer to it.
+                    // SAFETY: `name` is NULL or a C string per the contract.
+                    Some(_) if !interface.is_null() && unsafe { is_pkcs11(name) } => unsafe {
+                        // SAFETY: the caller's contract as above.
+                        listed_interface(vendor, ours, version, interface, flags)
+                    },
                     // SAFETY: the caller's arguments, passed on untouched.
                     Some(theirs) => unsafe {
                         forwarded_interface(ours, theirs, name, version, interface, flags)
@@ -270,10 +279,7 @@ unsafe fn synthesized_interface(
     }
     let found = offered(ours).find(|iface| {
         // SAFETY: our own interfaces point at our own tables; `version` per the contract.
-        let v = unsafe { list_version(iface.pFunctionList) };
-        let version_ok = version.is_null()
-            || unsafe { (*version).major == v.major && (*version).minor == v.minor };
-        version_ok && iface.flags & flags == flags
+        unsafe { answers(iface.pFunctionList, iface.flags, version, flags) }
     });
     match found {
         Some(iface) => {
@@ -283,6 +289,117 @@ unsafe fn synthesized_interface(
         }
         None => CKR_ARGUMENTS_BAD,
     }
+}
+
+/// Whether an interface whose function list is `list` with `list_flags` answers a
+/// `C_GetInterface` request for `version` and `flags`.
+///
+/// What this relies on (PKCS#11 3.0 `C_GetInterface`, as this file and the tests' mock have
+/// always read it; the spec text was not re-checked for this change): an interface's version
+/// is the `CK_VERSION` its function list starts with; a NULL `pVersion` accepts any version
+/// (the first match in list order is returned, as the mock and [`synthesized_interface`]
+/// do); every bit of `flags` must be set in the interface's flags; no match is
+/// `CKR_ARGUMENTS_BAD`. A NULL name means the module's default interface; only the vendor
+/// knows which that is, so that case is forwarded.
+///
+/// # Safety
+/// `list` points at a function list; `version` is NULL or readable.
+unsafe fn answers(
+    list: *const c_void,
+    list_flags: CK_FLAGS,
+    version: *const CK_VERSION,
+    flags: CK_FLAGS,
+) -> bool {
+    // SAFETY: per the function's contract.
+    let v = unsafe { list_version(list) };
+    let version_ok =
+        version.is_null() || unsafe { (*version).major == v.major && (*version).minor == v.minor };
+    version_ok && list_flags & flags == flags
+}
+
+/// `C_GetInterface` for the name "PKCS 11" over a vendor with interface functions: the
+/// first interface our `C_GetInterfaceList` lists under that name that [`answers`] the
+/// request, with the flags listed for it.
+///
+/// Our list is the vendor's, translated: a vendor 3.1/3.2 interface is listed as our 3.0
+/// table, labelled 3.0, so here it is found by version 3.0, and a request for 3.1/3.2 is
+/// refused. Forwarding the request (as `forwarded_interface` does) would refuse the 3.0 we
+/// list, since a 3.2-only vendor knows no 3.0. And 3.2 must stay refused: our table is a
+/// `CK_FUNCTION_LIST_3_0`, so a caller trusting a 3.2 label would read the entries 3.2 adds
+/// past its end.
+///
+/// # Safety
+/// As `C_GetInterface`, with `interface` non-NULL.
+unsafe fn listed_interface(
+    vendor: &vendor::Vendor,
+    ours: &Lists,
+    version: *mut CK_VERSION,
+    interface: *mut *mut CK_INTERFACE,
+    flags: CK_FLAGS,
+) -> CK_RV {
+    let listed: Vec<CK_INTERFACE> = match vendor.get_interface_list {
+        // SAFETY: the vendor's own function.
+        Some(theirs) => match unsafe { vendor_interfaces(theirs) } {
+            Ok(listed) => listed,
+            Err(rv) => return rv,
+        },
+        // Without the vendor's list, ours is the synthesized one.
+        None => offered(ours).copied().collect(),
+    };
+    let found = listed.iter().find_map(|theirs| {
+        // SAFETY: entries the vendor wrote, or our own.
+        let mine = unsafe { ours_for(ours, theirs) }?;
+        // SAFETY: our own table; `version` per the contract.
+        unsafe { answers(mine.pFunctionList, theirs.flags, version, flags) }
+            .then_some((mine, theirs.flags))
+    });
+    match found {
+        Some((mine, listed_flags)) => {
+            let flagged = if listed_flags == mine.flags {
+                mine
+            } else {
+                leak_with_flags(mine, listed_flags)
+            };
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { *interface = flagged as *const CK_INTERFACE as *mut CK_INTERFACE };
+            CKR_OK
+        }
+        None => CKR_ARGUMENTS_BAD,
+    }
+}
+
+/// The vendor's interface list (not recorded: this is the shim asking, not the caller).
+///
+/// # Safety
+/// `theirs` is the vendor's `C_GetInterfaceList`.
+unsafe fn vendor_interfaces(
+    theirs: unsafe extern "C" fn(*mut CK_INTERFACE, *mut CK_ULONG) -> CK_RV,
+) -> Result<Vec<CK_INTERFACE>, CK_RV> {
+    // The list is fixed in practice; retried in case it grows between the two calls.
+    for _ in 0..3 {
+        let mut n: CK_ULONG = 0;
+        // SAFETY: a NULL list asks for the count; `n` is writable.
+        let rv = unsafe { theirs(ptr::null_mut(), &mut n) };
+        if rv != CKR_OK {
+            return Err(rv);
+        }
+        let empty = CK_INTERFACE {
+            pInterfaceName: ptr::null_mut(),
+            pFunctionList: ptr::null_mut(),
+            flags: 0,
+        };
+        let mut list = vec![empty; n as usize];
+        // SAFETY: room for `n` entries.
+        match unsafe { theirs(list.as_mut_ptr(), &mut n) } {
+            CKR_OK => {
+                list.truncate(n as usize);
+                return Ok(list);
+            }
+            CKR_BUFFER_TOO_SMALL => continue,
+            rv => return Err(rv),
+        }
+    }
+    Err(CKR_GENERAL_ERROR)
 }
 
 /// # Safety

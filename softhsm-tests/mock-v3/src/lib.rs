@@ -17,6 +17,17 @@
 //!   does: `C_GetFunctionStatus` and `C_CancelFunction` (both tables) and the five
 //!   `C_MessageVerify*`/`C_VerifyMessage*` functions (3.0 table).
 //!
+//! - With `MOCK_PKCS11_ONLY_V32=1` in the environment (read once, on first use) it is instead
+//!   a vendor offering only a "PKCS 11" 3.2 interface (the shape reported for SoftHSM's
+//!   development branch and Kryoptic): `C_GetInterfaceList` lists two interfaces,
+//!   1. "PKCS 11" 3.2, flags `CKF_INTERFACE_FORK_SAFE` (the default interface): a
+//!      `CK_FUNCTION_LIST_3_2` holding the 3.0 table's entries, labelled 3.2, with every
+//!      function 3.2 added (`C_EncapsulateKey` … `C_UnwrapKeyAuthenticated`) NULL;
+//!   2. "Vendor MOCK" 1.0, as above;
+//!
+//!   and `C_GetInterface` knows only those (a request for "PKCS 11" 3.0 or 2.40 is refused).
+//!   `C_GetFunctionList` still returns the 2.40 table, labelled 2.40.
+//!
 //! SoftHSM is `$SOFTHSM2_MODULE`, else `/usr/lib/softhsm/libsofthsm2.so`, loaded on first use;
 //! when it cannot be loaded every function returns `CKR_GENERAL_ERROR` and the reason is
 //! printed once on standard error. Every function runs behind [`guard`].
@@ -32,6 +43,8 @@ use std::sync::OnceLock;
 
 /// The vendor-specific interface's name.
 pub const VENDOR_INTERFACE: &CStr = c"Vendor MOCK";
+/// The environment variable that makes the module a 3.2-only vendor (value `1`).
+pub const ONLY_V32_ENV: &str = "MOCK_PKCS11_ONLY_V32";
 /// What `MOCK_Ping` writes.
 pub const PING_ANSWER: CK_ULONG = 0x4d4f_434b; // "MOCK"
 
@@ -49,13 +62,15 @@ const V2_40: CK_VERSION = CK_VERSION {
     minor: 40,
 };
 const V3_0: CK_VERSION = CK_VERSION { major: 3, minor: 0 };
+const V3_2: CK_VERSION = CK_VERSION { major: 3, minor: 2 };
 
 /// Everything the module hands out, built once and never freed.
 struct Mock {
     /// SoftHSM's table (its functions are called through it).
     softhsm: CK_FUNCTION_LIST,
     v2: &'static CK_FUNCTION_LIST,
-    interfaces: [CK_INTERFACE; 3],
+    /// What `C_GetInterfaceList` lists, in order; the first is the default.
+    interfaces: Vec<CK_INTERFACE>,
     /// Kept so SoftHSM stays mapped.
     _lib: Library,
 }
@@ -110,16 +125,45 @@ fn load() -> Result<Mock, String> {
         pFunctionList: list as *mut c_void,
         flags,
     };
-    Ok(Mock {
-        softhsm,
-        v2,
-        interfaces: [
+    let interfaces = if std::env::var_os(ONLY_V32_ENV).is_some_and(|v| v == "1") {
+        let v32: &'static CK_FUNCTION_LIST_3_2 = Box::leak(Box::new(v32_table(v3)));
+        vec![
+            interface(c"PKCS 11", v32 as *const _ as _, CKF_INTERFACE_FORK_SAFE),
+            interface(VENDOR_INTERFACE, vendor as *const _ as _, 0),
+        ]
+    } else {
+        vec![
             interface(c"PKCS 11", v3 as *const _ as _, CKF_INTERFACE_FORK_SAFE),
             interface(c"PKCS 11", v2 as *const _ as _, 0),
             interface(VENDOR_INTERFACE, vendor as *const _ as _, 0),
-        ],
+        ]
+    };
+    Ok(Mock {
+        softhsm,
+        v2,
+        interfaces,
         _lib: lib,
     })
+}
+
+// CK_FUNCTION_LIST_3_2 begins with exactly CK_FUNCTION_LIST_3_0's fields and appends the
+// functions 3.2 adds (the layout the PKCS#11 3.2 header gives it); `v32_table` relies on it.
+const _: () = assert!(
+    std::mem::offset_of!(CK_FUNCTION_LIST_3_2, C_MessageVerifyFinal)
+        == std::mem::offset_of!(CK_FUNCTION_LIST_3_0, C_MessageVerifyFinal)
+        && std::mem::offset_of!(CK_FUNCTION_LIST_3_2, C_EncapsulateKey)
+            == std::mem::size_of::<CK_FUNCTION_LIST_3_0>()
+);
+
+/// The 3.2 table: a real `CK_FUNCTION_LIST_3_2`, the 3.0 table's entries labelled 3.2, with
+/// the functions 3.2 adds NULL (this mock implements none of them).
+fn v32_table(v3: &CK_FUNCTION_LIST_3_0) -> CK_FUNCTION_LIST_3_2 {
+    let mut table = CK_FUNCTION_LIST_3_2::default();
+    // SAFETY: the 3.0 fields are the 3.2 table's prefix, same types and offsets (checked
+    // above); the 3.2 additions stay `None`.
+    unsafe { ptr::write(&mut table as *mut _ as *mut CK_FUNCTION_LIST_3_0, *v3) };
+    table.version = V3_2;
+    table
 }
 
 /// The 3.0 table: `v2`'s entries, and the 3.0 functions of this module.
@@ -254,7 +298,7 @@ pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> 
     })
 }
 
-/// `C_GetInterfaceList`: the three interfaces, in order.
+/// `C_GetInterfaceList`: the interfaces, in order.
 ///
 /// # Safety
 /// `count` is NULL or writable; `list` is NULL or has room for `*count` entries.

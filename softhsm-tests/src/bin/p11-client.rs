@@ -2,7 +2,7 @@
 //! printing a transcript the tests compare between SoftHSM and the shim in front of it.
 //!
 //! Workloads: `raw`, `cryptoki`, `interfaces VENDOR`, `interfaces-v3 VENDOR`,
-//! `threads THREADS ITERATIONS`.
+//! `interfaces-v32 VENDOR`, `threads THREADS ITERATIONS`.
 
 use softhsm_tests::workloads;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: p11-client MODULE raw|cryptoki|interfaces VENDOR|interfaces-v3 VENDOR|threads THREADS ITERATIONS"
+        "usage: p11-client MODULE raw|cryptoki|interfaces VENDOR|interfaces-v3 VENDOR|interfaces-v32 VENDOR|threads THREADS ITERATIONS"
     );
     ExitCode::from(2)
 }
@@ -30,6 +30,10 @@ fn main() -> ExitCode {
         },
         Some("interfaces-v3") => match args.get(2) {
             Some(vendor) => workloads::interfaces_v3::run(&module, vendor.as_ref()),
+            None => return usage(),
+        },
+        Some("interfaces-v32") => match args.get(2) {
+            Some(vendor) => workloads::interfaces_v3::run_v32(&module, vendor.as_ref()),
             None => return usage(),
         },
         Some("threads") => match (number(2), number(3)) {

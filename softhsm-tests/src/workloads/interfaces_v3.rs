@@ -346,3 +346,279 @@ fn v3_as_v2(f: &CK_FUNCTION_LIST_3_0) -> CK_FUNCTION_LIST {
     // SAFETY: CK_FUNCTION_LIST_3_0 starts with exactly CK_FUNCTION_LIST's fields.
     unsafe { std::ptr::read(f as *const CK_FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST) }
 }
+
+/// Asks `get_fn` for an interface, prints the call line (and the interface when one is
+/// returned) and gives the interface's function list.
+fn get_interface(
+    get_fn: crate::raw::GetInterfaceFn,
+    theirs: &VendorTables,
+    name: Option<&CStr>,
+    version: Option<CK_VERSION>,
+    flags: CK_FLAGS,
+    tag: String,
+) -> Option<*const c_void> {
+    let mut v = version;
+    let v_ptr = v.as_mut().map_or(null_mut(), |v| v as *mut CK_VERSION);
+    let name_ptr = name.map_or(null_mut(), |n| n.as_ptr() as *mut CK_UTF8CHAR);
+    let mut iface: *mut CK_INTERFACE = null_mut();
+    // SAFETY: NULL or valid name and version, a valid out-pointer.
+    let rv = unsafe { get_fn(name_ptr, v_ptr, &mut iface, flags) };
+    call_line("C_GetInterface", rv, Some(tag));
+    if rv != CKR_OK {
+        return None;
+    }
+    // SAFETY: the module returned a valid interface.
+    unsafe { describe(iface, theirs) };
+    Some(unsafe { (*iface).pFunctionList } as *const c_void)
+}
+
+/// The `interfaces-v32` workload: interface negotiation over a vendor whose only "PKCS 11"
+/// interface is 3.2 (the mock with `MOCK_PKCS11_ONLY_V32=1`), then calls through the table
+/// obtained by the listed name and version. Its core check is consistency: every interface
+/// `C_GetInterfaceList` lists is obtained by `C_GetInterface` with that interface's name and
+/// version (and with its flags), and is the listed one. The transcript prints versions as the
+/// module labels them, so directly and through the shim it differs in that label (3.2 / 3.0)
+/// and in which explicit version requests succeed; `interfaces_v3.rs` spells both out.
+pub fn run_v32(path: &Path, vendor_path: &Path) {
+    let vendor = Module::open(vendor_path);
+    let theirs = VendorTables::of(&vendor);
+    let m = Module::open(path);
+    let list_fn = m.get_interface_list.expect("C_GetInterfaceList exported");
+    let get_fn = m.get_interface.expect("C_GetInterface exported");
+
+    // --- C_GetInterfaceList ---
+    let mut n: CK_ULONG = 0;
+    // SAFETY: a NULL list and a valid count.
+    let rv = unsafe { list_fn(null_mut(), &mut n) };
+    call_line("C_GetInterfaceList", rv, Some("list=NULL".into()));
+    fact(format!("interface count {n}"));
+    // SAFETY: CK_INTERFACE is plain data; all-zero is valid.
+    let mut list: Vec<CK_INTERFACE> = vec![unsafe { std::mem::zeroed() }; 8];
+    let mut room = list.len() as CK_ULONG;
+    // SAFETY: room for `room` entries.
+    let rv = unsafe { list_fn(list.as_mut_ptr(), &mut room) };
+    call_line(
+        "C_GetInterfaceList",
+        rv,
+        Some(format!("room={}", list.len())),
+    );
+    fact(format!("count {room}"));
+    // Entries are read only when the module says it wrote them.
+    list.truncate(if rv == CKR_OK { room as usize } else { 0 });
+    for iface in &list {
+        // SAFETY: entries the module just wrote.
+        unsafe { describe(iface, &theirs) };
+    }
+    // Name, version and flags of each listed interface.
+    let listed: Vec<(&CStr, CK_VERSION, CK_FLAGS, *const c_void)> = list
+        .iter()
+        .map(|i| {
+            // SAFETY: valid entries: a NUL-terminated name, a table starting with its version.
+            let name = unsafe { CStr::from_ptr(i.pInterfaceName as *const _) };
+            let version = unsafe { *(i.pFunctionList as *const CK_VERSION) };
+            (name, version, i.flags, i.pFunctionList as *const c_void)
+        })
+        .collect();
+    let index_of = |table: Option<*const c_void>| {
+        table
+            .and_then(|t| listed.iter().position(|l| l.3 == t))
+            .map_or("none".to_owned(), |i| (i + 1).to_string())
+    };
+
+    // --- C_GetInterface: the default, then every listed interface by name and version ---
+    let default = get_interface(get_fn, &theirs, None, None, 0, "default".into());
+    fact(format!("default is listed interface {}", index_of(default)));
+    let mut pkcs11_table = None;
+    for (i, &(name, version, flags, table)) in listed.iter().enumerate() {
+        let tag = |flags: Option<CK_FLAGS>| {
+            let name = name.to_string_lossy().replace(' ', "_");
+            let flags = flags.map_or(String::new(), |f| format!(" flags={f:#x}"));
+            format!(
+                "name={name} version={}.{}{flags}",
+                version.major, version.minor
+            )
+        };
+        let got = get_interface(get_fn, &theirs, Some(name), Some(version), 0, tag(None));
+        fact(format!(
+            "listed interface {} obtained by its name and version: {}",
+            i + 1,
+            got == Some(table)
+        ));
+        if flags != 0 {
+            let got = get_interface(
+                get_fn,
+                &theirs,
+                Some(name),
+                Some(version),
+                flags,
+                tag(Some(flags)),
+            );
+            fact(format!(
+                "listed interface {} obtained by its name, version and flags: {}",
+                i + 1,
+                got == Some(table)
+            ));
+        }
+        if name == PKCS11 && pkcs11_table.is_none() {
+            pkcs11_table = got;
+        }
+    }
+
+    // --- C_GetInterface: other "PKCS 11" requests ---
+    for (major, minor) in [(3, 0), (3, 2), (2, 40)] {
+        let got = get_interface(
+            get_fn,
+            &theirs,
+            Some(PKCS11),
+            Some(CK_VERSION { major, minor }),
+            0,
+            format!("name=PKCS_11 version={major}.{minor}"),
+        );
+        if got.is_some() {
+            fact(format!("is listed interface {}", index_of(got)));
+        }
+    }
+    get_interface(
+        get_fn,
+        &theirs,
+        Some(PKCS11),
+        None,
+        0,
+        "name=PKCS_11".into(),
+    );
+    get_interface(
+        get_fn,
+        &theirs,
+        Some(PKCS11),
+        None,
+        CKF_INTERFACE_FORK_SAFE,
+        "name=PKCS_11 flags=CKF_INTERFACE_FORK_SAFE".into(),
+    );
+    // A flag no listed interface has: every requested flag must be set.
+    get_interface(
+        get_fn,
+        &theirs,
+        Some(PKCS11),
+        None,
+        CKF_INTERFACE_FORK_SAFE | 0x2,
+        "name=PKCS_11 flags=CKF_INTERFACE_FORK_SAFE|0x2".into(),
+    );
+    // No name (the default interface) with an explicit version.
+    for (major, minor) in [(3, 0), (3, 2)] {
+        get_interface(
+            get_fn,
+            &theirs,
+            None,
+            Some(CK_VERSION { major, minor }),
+            0,
+            format!("version={major}.{minor}"),
+        );
+    }
+
+    // --- Which entries the "PKCS 11" table has (its 3.0 part) ---
+    let table = pkcs11_table.expect("a listed \"PKCS 11\" interface, obtained");
+    // SAFETY: a 3.x table, at least CK_FUNCTION_LIST_3_0-sized whatever 3.x label it has; only
+    // the 3.0 part is read (a 3.2 label is not trusted to read past it: the shim's table is
+    // 3.0-sized).
+    let f3 = unsafe { &*(table as *const CK_FUNCTION_LIST_3_0) };
+    fact(format!(
+        "\"PKCS 11\" table NULL entries: {:?} + {:?}",
+        nulls(v2_entries(&v3_as_v2(f3))),
+        nulls(v3_entries(f3))
+    ));
+    let mut vendor_iface: *mut CK_INTERFACE = null_mut();
+    // SAFETY: the vendor's own C_GetInterface, directly (not recorded): its "PKCS 11" default.
+    let rv = unsafe {
+        vendor.get_interface.expect("vendor C_GetInterface")(
+            PKCS11.as_ptr() as *mut _,
+            null_mut(),
+            &mut vendor_iface,
+            0,
+        )
+    };
+    assert_eq!(rv, CKR_OK);
+    // SAFETY: the vendor's 3.x table, read 3.0-sized.
+    let vendor_f3 = unsafe { &*((*vendor_iface).pFunctionList as *const CK_FUNCTION_LIST_3_0) };
+    let (extra, missing) = differences(v2_entries(&v3_as_v2(f3)), v2_entries(&v3_as_v2(vendor_f3)));
+    let (extra3, missing3) = differences(v3_entries(f3), v3_entries(vendor_f3));
+    fact(format!(
+        "3.0 part, set where the vendor's is NULL: {extra:?} + {extra3:?}"
+    ));
+    fact(format!(
+        "3.0 part, NULL where the vendor's is set: {missing:?} + {missing3:?}"
+    ));
+
+    // --- Calls through the table obtained by the listed name and version ---
+    macro_rules! call {
+        ($f:ident ( $($a:expr),* $(,)? ) $(; $tag:expr)?) => {{
+            let func = f3.$f.expect(concat!(stringify!($f), " is NULL"));
+            // SAFETY: valid arguments, or deliberately bad handles the module must reject.
+            let rv = unsafe { func($($a),*) };
+            call_line(stringify!($f), rv, None $(.or(Some($tag)))?);
+            rv
+        }};
+    }
+    let mut iface: *mut CK_INTERFACE = null_mut();
+    let mut label = listed
+        .iter()
+        .find(|l| l.0 == PKCS11)
+        .map(|l| l.1)
+        .expect("a listed \"PKCS 11\" interface");
+    call!(C_GetInterface(PKCS11.as_ptr() as *mut _, &mut label, &mut iface, 0);
+        format!("name=PKCS_11 version={}.{}", label.major, label.minor));
+    fact(format!(
+        "is the same table: {}",
+        // SAFETY: a returned interface.
+        std::ptr::eq(unsafe { (*iface).pFunctionList } as *const c_void, table)
+    ));
+    let mut count: CK_ULONG = 0;
+    call!(C_GetInterfaceList(null_mut(), &mut count); "list=NULL".into());
+    fact(format!("interface count {count}"));
+    call!(C_Initialize(null_mut()));
+    // SAFETY: CK_INFO is plain data.
+    let mut info: CK_INFO = unsafe { std::mem::zeroed() };
+    call!(C_GetInfo(&mut info));
+    fact(format!("manufacturer {}", text(&info.manufacturerID)));
+    let mut slots = [0 as CK_SLOT_ID; 8];
+    let mut n = slots.len() as CK_ULONG;
+    call!(C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n));
+    let mut session: CK_SESSION_HANDLE = 0;
+    call!(C_OpenSession(
+        slots[0],
+        CKF_SERIAL_SESSION | CKF_RW_SESSION,
+        null_mut(),
+        None,
+        &mut session
+    ));
+    let mut user = b"alice".to_vec();
+    let (user_ptr, user_len) = (user.as_mut_ptr(), user.len() as CK_ULONG);
+    for pin in [b"not-the-pin".as_slice(), canary::get().user_pin.as_bytes()] {
+        let mut pin = pin.to_vec();
+        let (pin_ptr, pin_len) = (pin.as_mut_ptr(), pin.len() as CK_ULONG);
+        call!(C_LoginUser(session, CKU_USER, pin_ptr, pin_len, user_ptr, user_len); user_tag(CKU_USER));
+    }
+    call!(C_SessionCancel(session, CKF_FIND_OBJECTS));
+    call!(C_SessionCancel(BAD_SESSION, CKF_FIND_OBJECTS));
+    let mut gcm = crate::raw::mech(CKM_AES_GCM);
+    call!(C_MessageEncryptInit(session, &mut gcm, 0); mech_tag(CKM_AES_GCM));
+    call!(C_MessageEncryptFinal(session));
+    call!(C_Logout(session));
+    call!(C_CloseSession(session));
+    call!(C_Finalize(null_mut()));
+
+    // --- The vendor-specific interface ---
+    let (_, _, _, mock) = *listed
+        .iter()
+        .find(|l| l.0 == VENDOR_INTERFACE)
+        .expect("the vendor interface listed");
+    let mock = mock as *const MockFunctions;
+    let mut answer: CK_ULONG = 0;
+    // SAFETY: the mock's vendor table and a valid out-pointer.
+    let rv = unsafe { ((*mock).ping)(&mut answer) };
+    call_line("MOCK_Ping", rv, None);
+    fact(format!(
+        "version {}.{} answer {answer:#x}",
+        unsafe { (*mock).version.major },
+        unsafe { (*mock).version.minor }
+    ));
+}
