@@ -12,14 +12,41 @@ pub struct Shared<T>(pub T);
 unsafe impl<T> Sync for Shared<T> {}
 unsafe impl<T> Send for Shared<T> {}
 
+/// One of our function tables, followed by zeros up to the size of PKCS#11 3.2's list. A
+/// table carries the vendor's version label, which can say 3.1 or 3.2 (SoftHSM 2.7 labels
+/// its `C_GetFunctionList` table 3.2); a caller that trusts the label then reads NULL
+/// entries for the functions we do not wrap, never past the end of the allocation.
+#[repr(C)]
+pub struct Table {
+    /// The table callers are handed.
+    pub list: CK_FUNCTION_LIST_3_0,
+    tail: [u8; TAIL],
+}
+
+const TAIL: usize =
+    std::mem::size_of::<CK_FUNCTION_LIST_3_2>() - std::mem::size_of::<CK_FUNCTION_LIST_3_0>();
+
+// Whatever the label says (up to 3.2), every entry a caller may read is inside the table.
+const _: () = assert!(std::mem::size_of::<Table>() >= std::mem::size_of::<CK_FUNCTION_LIST_3_2>());
+
+impl Table {
+    fn new(list: CK_FUNCTION_LIST_3_0) -> Table {
+        Table {
+            list,
+            tail: [0; TAIL],
+        }
+    }
+}
+
 /// The interfaces and tables the shim offers.
 pub struct Lists {
     /// `C_GetFunctionList`'s table and the 2.x interface: the vendor's 2.40 functions, with
-    /// the vendor's version. It is 3.0-sized with the 3.0 part empty, so a caller that trusts
-    /// a version label reads zeros rather than past the end.
-    pub v2: &'static Shared<CK_FUNCTION_LIST_3_0>,
+    /// the vendor's version. The 3.0 part is empty and a 3.2-sized tail of zeros follows
+    /// ([`Table`]), so a caller that trusts a version label reads zeros rather than past
+    /// the end.
+    pub v2: &'static Shared<Table>,
     /// The 3.0 table, when the vendor offers a 3.x interface.
-    pub v3: Option<&'static Shared<CK_FUNCTION_LIST_3_0>>,
+    pub v3: Option<&'static Shared<Table>>,
     /// The "PKCS 11" interfaces, 2.x first then 3.0.
     pub v2_interface: &'static Shared<CK_INTERFACE>,
     /// The 3.0 "PKCS 11" interface, when offered.
@@ -39,25 +66,26 @@ fn leak<T>(value: T) -> &'static Shared<T> {
     Box::leak(Box::new(Shared(value)))
 }
 
-fn interface(
-    list: &'static Shared<CK_FUNCTION_LIST_3_0>,
-    flags: CK_FLAGS,
-) -> &'static Shared<CK_INTERFACE> {
+fn interface(list: &'static Shared<Table>, flags: CK_FLAGS) -> &'static Shared<CK_INTERFACE> {
     leak(CK_INTERFACE {
         pInterfaceName: PKCS11_INTERFACE.as_ptr() as *mut CK_UTF8CHAR,
-        pFunctionList: &list.0 as *const CK_FUNCTION_LIST_3_0 as *mut std::ffi::c_void,
+        pFunctionList: &list.0.list as *const CK_FUNCTION_LIST_3_0 as *mut std::ffi::c_void,
         flags,
     })
 }
 
 fn build(vendor: &Vendor) -> Lists {
-    let v2 = leak(ours_where_vendor_has(vendor, vendor.v2_version, false));
+    let v2 = leak(Table::new(ours_where_vendor_has(
+        vendor,
+        vendor.v2_version,
+        false,
+    )));
     let v3 = vendor.has_v3.then(|| {
-        leak(ours_where_vendor_has(
+        leak(Table::new(ours_where_vendor_has(
             vendor,
             CK_VERSION { major: 3, minor: 0 },
             true,
-        ))
+        )))
     });
     Lists {
         v2,

@@ -91,7 +91,8 @@ pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> 
                 if rv == CKR_OK && !list.is_null() {
                     // SAFETY: non-NULL, writable per the caller's contract.
                     unsafe {
-                        *list = &ours.v2.0 as *const CK_FUNCTION_LIST_3_0 as *mut CK_FUNCTION_LIST
+                        *list =
+                            &ours.v2.0.list as *const CK_FUNCTION_LIST_3_0 as *mut CK_FUNCTION_LIST
                     };
                 }
                 rv
