@@ -1,16 +1,22 @@
-//! Concurrency: 4 threads × 5000 rounds of `C_GenerateRandom`, `C_DigestInit`, `C_Digest`
-//! on their own sessions through the shim. Every call is one row: per-function row counts
-//! equal call counts, SequenceNo is gapless and unique.
+//! Concurrency: threads calling `C_GenerateRandom`, `C_DigestInit` and `C_Digest` on their
+//! own sessions through the shim. Every call is one row: per-function row counts equal call
+//! counts, SequenceNo is gapless and unique. Each calling thread has its own lane to the
+//! writer, so threads that come and go (waves) must lose nothing either.
 
 use softhsm_tests::client::{run_client, Target};
 use softhsm_tests::rows::assert_one_gapless_writer;
 use softhsm_tests::{read_rows, Token};
 use std::collections::BTreeMap;
 
-#[test]
-fn every_call_from_every_thread_is_one_row() {
+/// Runs the `threads` workload and checks that its rows are exactly its calls.
+fn every_call_is_one_row(threads: usize, iterations: usize, waves: usize) {
     let token = Token::canary();
-    let transcript = run_client(&token, Target::Shim, &["threads", "4", "5000"]);
+    let args = [threads, iterations, waves].map(|n| n.to_string());
+    let transcript = run_client(
+        &token,
+        Target::Shim,
+        &["threads", &args[0], &args[1], &args[2]],
+    );
     assert!(transcript.contains("failed calls 0\n"), "{transcript}");
     let mut expected: BTreeMap<String, usize> = transcript
         .lines()
@@ -20,7 +26,8 @@ fn every_call_from_every_thread_is_one_row() {
             (f.to_owned(), n.parse().expect("count"))
         })
         .collect();
-    assert_eq!(expected["C_Digest"], 20_000);
+    assert_eq!(expected["C_Digest"], threads * iterations * waves);
+    assert_eq!(expected["C_OpenSession"], threads * waves);
 
     let rows = read_rows(&token.out_dir());
     assert_one_gapless_writer(&rows);
@@ -35,4 +42,15 @@ fn every_call_from_every_thread_is_one_row() {
     assert_eq!(own[0].pkcs11_function, "C_GetInfo");
     expected.retain(|_, n| *n > 0);
     assert_eq!(counted, expected);
+}
+
+#[test]
+fn every_call_from_every_thread_is_one_row() {
+    every_call_is_one_row(4, 5000, 1);
+}
+
+#[test]
+fn threads_that_come_and_go_lose_no_row() {
+    // 12 waves of 16 short-lived threads: 192 lanes opened, drained and closed.
+    every_call_is_one_row(16, 100, 12);
 }

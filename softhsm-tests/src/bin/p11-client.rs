@@ -2,7 +2,7 @@
 //! printing a transcript the tests compare between SoftHSM and the shim in front of it.
 //!
 //! Workloads: `raw`, `cryptoki`, `interfaces VENDOR`, `interfaces-v3 VENDOR`,
-//! `interfaces-v32 VENDOR`, `threads THREADS ITERATIONS`.
+//! `interfaces-v32 VENDOR`, `threads THREADS ITERATIONS [WAVES]`.
 
 use softhsm_tests::workloads;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: p11-client MODULE raw|cryptoki|interfaces VENDOR|interfaces-v3 VENDOR|interfaces-v32 VENDOR|threads THREADS ITERATIONS"
+        "usage: p11-client MODULE raw|cryptoki|interfaces VENDOR|interfaces-v3 VENDOR|interfaces-v32 VENDOR|threads THREADS ITERATIONS [WAVES]"
     );
     ExitCode::from(2)
 }
@@ -38,7 +38,8 @@ fn main() -> ExitCode {
         },
         Some("threads") => match (number(2), number(3)) {
             (Some(threads), Some(iterations)) => {
-                workloads::threads::run(&module, threads, iterations)
+                let waves = number(4).unwrap_or(1);
+                workloads::threads::run(&module, threads, iterations, waves)
             }
             _ => return usage(),
         },
