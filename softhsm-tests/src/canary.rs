@@ -5,6 +5,9 @@
 //! labels, IDs, values), and a workload process uses the set [`get`] returns: the one
 //! seeded by [`SEED_ENV`] when it is set (by [`crate::Token::command`] for a token made
 //! with [`crate::Token::random_canary`]), the fixed one otherwise.
+//! [`Canaries::for_command_line`] derives a set a command line can carry (for OpenSC's
+//! `pkcs11-tool`). [`assert_no_canary`] scans what the shim wrote for a set, in every
+//! [`forms`]; [`seeds`] picks the seeds of a random-canary test.
 
 /// The token's label (given to `softhsm2-util`, read back through `C_GetTokenInfo`).
 pub const TOKEN_LABEL: &str = "cAnAry-ToKeN-LaBeL-a1";
@@ -133,6 +136,20 @@ impl Rng {
         s
     }
 
+    /// Printable ASCII (blank to `~`, so quotes and backslashes too), `lo` to `hi` bytes:
+    /// a command-line argument. No leading `-` (it would read as an option), no leading or
+    /// trailing blank (SoftHSM pads token labels with blanks), no leading `env:` (OpenSC's
+    /// tools read such a PIN from that environment variable).
+    fn arg(&mut self, lo: usize, hi: usize) -> String {
+        let chars: Vec<char> = (' '..='~').collect();
+        loop {
+            let s: String = (0..self.range(lo, hi)).map(|_| self.pick(&chars)).collect();
+            if !s.starts_with(['-', ' ']) && !s.ends_with(' ') && !s.starts_with("env:") {
+                return s;
+            }
+        }
+    }
+
     /// Random bytes (every value, NUL and non-ASCII included).
     fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| self.next() as u8).collect()
@@ -174,10 +191,9 @@ impl Canaries {
     /// UTF-8 of 8 to 32 bytes; the ID, values, data and seed random bytes. All distinct.
     /// The sets are leaked: a process makes a handful.
     pub fn from_seed(seed: u64) -> Canaries {
-        let mut rng = Rng(seed);
-        loop {
+        Canaries::distinct(seed, |rng| {
             let key_value: [u8; 32] = rng.bytes(32).try_into().expect("32 bytes");
-            let c = Canaries {
+            Canaries {
                 token_label: leak_str(rng.alnum()),
                 user_pin: leak_str(rng.alnum()),
                 so_pin: leak_str(rng.alnum()),
@@ -204,12 +220,67 @@ impl Canaries {
                     let n = rng.range(8, 32);
                     rng.bytes(n)
                 }),
-            };
+            }
+        })
+    }
+
+    /// A random set derived from `seed` whose strings a command line can carry (OpenSC's
+    /// `pkcs11-tool`, `softhsm2-util`): printable ASCII, quotes and backslashes included,
+    /// without a leading `-`, a leading or trailing blank or a leading `env:` (OpenSC reads
+    /// such a PIN from the environment); PINs 8 to 64 bytes (SoftHSM takes 4 to 255; fewer
+    /// than 8 printable characters could turn up in a row by chance), labels 8 to 32 bytes
+    /// (a token label's limit). The ID, values and data are random bytes, as in
+    /// [`Canaries::from_seed`]: `--id` takes hex, data a file.
+    pub fn for_command_line(seed: u64) -> Canaries {
+        Canaries::distinct(seed, |rng| {
+            let key_value: [u8; 32] = rng.bytes(32).try_into().expect("32 bytes");
+            let mut pin = || leak_str(rng.arg(8, 64));
+            let (user_pin, so_pin, wrong_pin) = (pin(), pin(), pin());
+            let (init_pin, set_pin, init_token_so_pin) = (pin(), pin(), pin());
+            let mut label = || leak_str(rng.arg(8, 32));
+            let (token_label, init_token_label, object_label) = (label(), label(), label());
+            let (key_label, new_label, application) = (label(), label(), label());
+            Canaries {
+                token_label,
+                user_pin,
+                so_pin,
+                wrong_pin,
+                init_pin,
+                set_pin,
+                init_token_so_pin,
+                init_token_label,
+                object_label,
+                key_label,
+                new_label,
+                application,
+                id: leak_bytes({
+                    let n = rng.range(8, 32);
+                    rng.bytes(n)
+                }),
+                object_value: leak_bytes({
+                    let n = rng.range(8, 64);
+                    rng.bytes(n)
+                }),
+                data: leak_bytes(rng.bytes(DATA.len())),
+                key_value: Box::leak(Box::new(key_value)),
+                seed: leak_bytes({
+                    let n = rng.range(8, 32);
+                    rng.bytes(n)
+                }),
+            }
+        })
+    }
+
+    /// The first set `make` draws from `seed` whose canaries are all distinct.
+    fn distinct(seed: u64, mut make: impl FnMut(&mut Rng) -> Canaries) -> Canaries {
+        let mut rng = Rng(seed);
+        loop {
+            let c = make(&mut rng);
             let all = c.all();
-            let distinct = all
+            if all
                 .iter()
-                .all(|(a, x)| all.iter().all(|(b, y)| a == b || x != y));
-            if distinct {
+                .all(|(a, x)| all.iter().all(|(b, y)| a == b || x != y))
+            {
                 return c;
             }
         }
@@ -237,6 +308,81 @@ impl Canaries {
             ("SEED", self.seed),
         ]
     }
+}
+
+/// The forms a leaked `secret` could take in what the shim writes: raw, hex, HEX, base64
+/// (unpadded, so it also matches inside a longer encoding's prefix), base64url, and, for
+/// text with quotes or backslashes, escaped as JSON and Rust's `{:?}` escape them.
+pub fn forms(secret: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let b64_url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut forms = vec![
+        ("raw", secret.to_vec()),
+        ("hex", hex::encode(secret).into_bytes()),
+        ("HEX", hex::encode_upper(secret).into_bytes()),
+        (
+            "base64",
+            b64.encode(secret).trim_end_matches('=').as_bytes().to_vec(),
+        ),
+        ("base64url", b64_url.encode(secret).into_bytes()),
+    ];
+    if let Ok(text) = std::str::from_utf8(secret) {
+        let json = serde_json::to_string(text).expect("a string serialises");
+        let escaped = &json.as_bytes()[1..json.len() - 1];
+        if escaped != secret {
+            forms.push(("escaped", escaped.to_vec()));
+        }
+    }
+    forms
+}
+
+/// No canary of `canaries`, in any of its [`forms`], in the contents or the name (relative
+/// to the output directory) of any file under `token`'s output directory: rows, and the
+/// diagnostic log when a test puts it there. Expects at least two files (rows and a log).
+pub fn assert_no_canary(token: &crate::Token, canaries: &Canaries) {
+    use std::os::unix::ffi::OsStrExt;
+    let out_dir = token.out_dir();
+    let files = crate::all_output_bytes(&out_dir);
+    assert!(
+        files.len() >= 2,
+        "expected row files and the log: {files:?}"
+    );
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    for (path, bytes) in &files {
+        let name_bytes = path.strip_prefix(&out_dir).unwrap().as_os_str().as_bytes();
+        for (name, secret) in canaries.all() {
+            for (form, needle) in forms(secret) {
+                assert!(
+                    !contains(bytes, &needle),
+                    "{name} appears ({form}) in {}",
+                    path.display()
+                );
+                assert!(
+                    !contains(name_bytes, &needle),
+                    "{name} appears ({form}) in the file name {}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// The seeds a random-canary test tries: [`SEED_ENV`] alone when set (to reproduce a
+/// failure), else `HSM_AUDIT_TEST_CANARY_CASES` seeds (default `default_cases`) drawn from
+/// the clock and the process id.
+pub fn seeds(default_cases: u64) -> Vec<u64> {
+    if let Ok(seed) = std::env::var(SEED_ENV) {
+        return vec![seed.parse().expect("a u64 seed")];
+    }
+    let cases: u64 = std::env::var("HSM_AUDIT_TEST_CANARY_CASES")
+        .map(|n| n.parse().expect("a number of cases"))
+        .unwrap_or(default_cases);
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let base = (clock.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32);
+    (0..cases).map(|i| base.wrapping_add(i)).collect()
 }
 
 #[cfg(test)]
@@ -273,5 +419,60 @@ mod tests {
             Canaries::from_seed(1).user_pin,
             Canaries::from_seed(2).user_pin
         );
+    }
+
+    #[test]
+    fn command_line_sets_fit_a_command_line_and_softhsm() {
+        for seed in 0..2000u64 {
+            let c = Canaries::for_command_line(seed);
+            assert_eq!(
+                c.all(),
+                Canaries::for_command_line(seed).all(),
+                "seed {seed}"
+            );
+            let pins = [
+                c.user_pin,
+                c.so_pin,
+                c.wrong_pin,
+                c.init_pin,
+                c.set_pin,
+                c.init_token_so_pin,
+            ];
+            let labels = [
+                c.token_label,
+                c.init_token_label,
+                c.object_label,
+                c.key_label,
+                c.new_label,
+                c.application,
+            ];
+            for s in pins.iter().chain(&labels) {
+                assert!(s.bytes().all(|b| (b' '..=b'~').contains(&b)), "{s:?}");
+                assert!(!s.starts_with(['-', ' ']) && !s.ends_with(' '), "{s:?}");
+                assert!(!s.starts_with("env:"), "{s:?}");
+            }
+            for s in pins {
+                assert!((8..=64).contains(&s.len()), "seed {seed}: {s:?}");
+            }
+            for s in labels {
+                assert!((8..=32).contains(&s.len()), "seed {seed}: {s:?}");
+            }
+            assert!((8..=32).contains(&c.id.len()) && c.data.len() == DATA.len());
+        }
+        assert_ne!(
+            Canaries::for_command_line(1).user_pin,
+            Canaries::for_command_line(2).user_pin
+        );
+    }
+
+    #[test]
+    fn forms_escape_quotes_and_backslashes() {
+        let names = |s: &[u8]| forms(s).into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        assert_eq!(
+            names(b"plain"),
+            ["raw", "hex", "HEX", "base64", "base64url"]
+        );
+        let escaped = forms(br#"a"b\c"#).pop().unwrap();
+        assert_eq!(escaped, ("escaped", br#"a\"b\\c"#.to_vec()));
     }
 }

@@ -1,8 +1,12 @@
 //! OpenSC's `pkcs11-tool` against SoftHSM directly and through the shim, on two tokens made
 //! alike: same exit status and same output once the per-token slot id, serial and random
 //! key material are normalised. Then the rows of the shim's sessions: the right operations.
+//! And a session through the shim on a token made with random command-line canaries
+//! ([`Canaries::for_command_line`]): none of them in anything the shim writes. One seed per
+//! run (printed), `HSM_AUDIT_TEST_CANARY_SEED` to reproduce one.
 
 use normalizer::{catalog, FunctionId};
+use softhsm_tests::canary::{assert_no_canary, Canaries};
 use softhsm_tests::client::Target;
 use softhsm_tests::rows::assert_gapless_per_writer;
 use softhsm_tests::{all_output_bytes, canary, read_rows, Token};
@@ -327,4 +331,157 @@ fn shim_rows(token: &Token) {
             );
         }
     }
+}
+
+/// pkcs11-tool through the shim with random canaries on its command line (the token's
+/// label and PINs, the wrong PIN, the new PINs of `--init-pin` and `--change-pin`, the key
+/// label and ID) and in its data file: none reaches the rows, their file names or the
+/// shim's debug diagnostic log, in any [`canary::forms`].
+#[test]
+fn random_command_line_canaries_leak_nowhere() {
+    for seed in canary::seeds(1) {
+        eprintln!("pkcs11-tool canary seed: {seed}");
+        if std::panic::catch_unwind(|| random_canary_session(seed)).is_err() {
+            panic!(
+                "pkcs11-tool with random canaries failed for seed {seed}; reproduce with \
+                 {}={seed} cargo test --release -p softhsm-tests --test pkcs11_tool \
+                 random_command_line_canaries",
+                canary::SEED_ENV
+            );
+        }
+    }
+}
+
+fn random_canary_session(seed: u64) {
+    let c = Canaries::for_command_line(seed);
+    eprintln!("canaries: {c:?}");
+    let token = Token::new(c.token_label, c.user_pin, c.so_pin);
+    let p = |name: &str| token.path().join(name).to_str().unwrap().to_owned();
+    std::fs::write(p("data"), c.data).unwrap();
+    let id = hex::encode(c.id);
+    let user = |more: &[&str]| -> Vec<String> {
+        ["--login", "--pin", c.user_pin]
+            .iter()
+            .chain(more)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let strings = |args: &[&str]| -> Vec<String> { args.iter().map(|s| s.to_string()).collect() };
+    // (arguments, whether pkcs11-tool succeeds)
+    let session: Vec<(Vec<String>, bool)> = vec![
+        (strings(&["-L"]), true),
+        (
+            user(&[
+                "--keypairgen",
+                "--key-type",
+                "rsa:2048",
+                "--id",
+                &id,
+                "--label",
+                c.key_label,
+            ]),
+            true,
+        ),
+        (
+            user(&[
+                "--sign",
+                "--id",
+                &id,
+                "-m",
+                "SHA256-RSA-PKCS",
+                "-i",
+                &p("data"),
+                "-o",
+                &p("signature"),
+            ]),
+            true,
+        ),
+        (
+            strings(&["--hash", "-m", "SHA256", "-i", &p("data"), "-o", &p("hash")]),
+            true,
+        ),
+        (user(&["-O"]), true),
+        (strings(&["--login", "--pin", c.wrong_pin, "-O"]), false),
+        (
+            strings(&[
+                "--login",
+                "--login-type",
+                "so",
+                "--so-pin",
+                c.so_pin,
+                "--init-pin",
+                "--new-pin",
+                c.init_pin,
+            ]),
+            true,
+        ),
+        (
+            strings(&[
+                "--login",
+                "--pin",
+                c.init_pin,
+                "--change-pin",
+                "--new-pin",
+                c.set_pin,
+            ]),
+            true,
+        ),
+        (
+            strings(&["--login", "--pin", c.set_pin, "-O", "--id", &id]),
+            true,
+        ),
+    ];
+    let mut listed = Vec::new();
+    for (i, (args, succeeds)) in session.iter().enumerate() {
+        // A debug log per run, beside the rows: all of it is scanned.
+        let log = token.out_dir().join(format!("shim-{i}.log"));
+        let out = token
+            .command("pkcs11-tool")
+            .arg("--module")
+            .arg(Target::Shim.module())
+            .args(args)
+            .env("HSM_AUDIT_LOG_FILE", &log)
+            .env("HSM_AUDIT_LOG_LEVEL", "debug")
+            .output()
+            .expect("pkcs11-tool (apt-get install opensc)");
+        assert_eq!(
+            out.status.success(),
+            *succeeds,
+            "pkcs11-tool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log_text = std::fs::read_to_string(&log).expect("the diagnostic log was written");
+        assert!(log_text.contains("loaded vendor module"), "{log_text}");
+        if args.contains(&"-O".to_owned()) && *succeeds {
+            listed.push(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+    }
+
+    // The canaries reached SoftHSM: the token, its key and the last PIN work.
+    assert!(listed.iter().all(|l| l.contains(c.key_label)), "{listed:?}");
+    assert!(listed.last().unwrap().contains(&id), "{listed:?}");
+    let read = |name: &str| std::fs::read(p(name)).unwrap();
+    assert_eq!(read("signature").len(), 256);
+    assert_eq!(read("hash").len(), 32);
+    // And the calls carrying them went through the shim.
+    let rows = read_rows(&token.out_dir());
+    assert_gapless_per_writer(&rows);
+    for (function, result) in [
+        ("C_GenerateKeyPair", "CKR_OK"),
+        ("C_Sign", "CKR_OK"),
+        ("C_DigestInit", "CKR_OK"),
+        ("C_Login", "CKR_PIN_INCORRECT"),
+        ("C_InitPIN", "CKR_OK"),
+        ("C_SetPIN", "CKR_OK"),
+        ("C_FindObjects", "CKR_OK"),
+    ] {
+        assert!(
+            rows.iter()
+                .any(|r| r.pkcs11_function == function && r.result_signature == result),
+            "no {function} {result} row"
+        );
+    }
+
+    assert_no_canary(&token, &c);
 }

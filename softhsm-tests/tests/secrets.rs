@@ -1,17 +1,15 @@
 //! Secrets: PINs (user and SO), token and object labels, CKA_ID, data and the imported key's
 //! value are canaries; none appears in anything the shim writes (rows and its debug
-//! diagnostic log, their contents and their file names), raw, hex or base64. No session or
-//! object handle appears as a row value. Beside the fixed canaries, random ones: a few
-//! random seeds per run (`HSM_AUDIT_TEST_CANARY_CASES`, default 6), or exactly one with
+//! diagnostic log, their contents and their file names), raw, hex, base64 or escaped
+//! ([`canary::forms`]). No session or object handle appears as a row value. Beside the
+//! fixed canaries, random ones: a few random seeds per run (`HSM_AUDIT_TEST_CANARY_CASES`, default 6), or exactly one with
 //! `HSM_AUDIT_TEST_CANARY_SEED` to reproduce a failure.
 
-use base64::Engine;
 use normalizer::row::COLUMNS;
-use softhsm_tests::canary::{self, Canaries};
+use softhsm_tests::canary::{self, assert_no_canary, Canaries};
 use softhsm_tests::client::Target;
 use softhsm_tests::transcript::{calls, handles};
-use softhsm_tests::{all_output_bytes, Token};
-use std::os::unix::ffi::OsStrExt;
+use softhsm_tests::Token;
 
 /// Runs `workload` through the shim with the debug log in the output directory; returns
 /// the token (whose output directory holds everything written) and the transcript.
@@ -41,50 +39,6 @@ fn run_logged_on(token: Token, workload: &str) -> (Token, String) {
         "debug log too quiet: {log_text}"
     );
     (token, String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn forms(secret: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let b64_url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    vec![
-        ("raw", secret.to_vec()),
-        ("hex", hex::encode(secret).into_bytes()),
-        ("HEX", hex::encode_upper(secret).into_bytes()),
-        (
-            "base64",
-            b64.encode(secret).trim_end_matches('=').as_bytes().to_vec(),
-        ),
-        ("base64url", b64_url.encode(secret).into_bytes()),
-    ]
-}
-
-/// No canary of `canaries`, in any form, in the contents or the name (relative to the
-/// output directory) of any file under it.
-fn assert_no_canary(token: &Token, canaries: &Canaries) {
-    let out_dir = token.out_dir();
-    let files = all_output_bytes(&out_dir);
-    assert!(
-        files.len() >= 2,
-        "expected row files and the log: {files:?}"
-    );
-    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
-    for (path, bytes) in &files {
-        let name_bytes = path.strip_prefix(&out_dir).unwrap().as_os_str().as_bytes();
-        for (name, secret) in canaries.all() {
-            for (form, needle) in forms(secret) {
-                assert!(
-                    !contains(bytes, &needle),
-                    "{name} appears ({form}) in {}",
-                    path.display()
-                );
-                assert!(
-                    !contains(name_bytes, &needle),
-                    "{name} appears ({form}) in the file name {}",
-                    path.display()
-                );
-            }
-        }
-    }
 }
 
 /// No handle is a string value of a row, and the only numbers are the counters.
@@ -166,27 +120,11 @@ fn cryptoki_workload_leaks_no_secret() {
     assert_no_canary(&token, &Canaries::FIXED);
 }
 
-/// The seeds to try: `HSM_AUDIT_TEST_CANARY_SEED` alone, or `HSM_AUDIT_TEST_CANARY_CASES`
-/// (default 6) seeds drawn from the clock.
-fn seeds() -> Vec<u64> {
-    if let Ok(seed) = std::env::var(canary::SEED_ENV) {
-        return vec![seed.parse().expect("a u64 seed")];
-    }
-    let cases: u64 = std::env::var("HSM_AUDIT_TEST_CANARY_CASES")
-        .map(|n| n.parse().expect("a number of cases"))
-        .unwrap_or(6);
-    let clock = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let base = (clock.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32);
-    (0..cases).map(|i| base.wrapping_add(i)).collect()
-}
-
 /// Random canaries (PINs, token and object labels, CKA_ID, values, data, key, seed) through
 /// the broad raw workload, every function family, a fresh set per seed.
 #[test]
 fn random_canaries_leak_nowhere() {
-    let seeds = seeds();
+    let seeds = canary::seeds(6);
     eprintln!("canary seeds: {seeds:?}");
     // Every seed through the raw workload, the first also through `cryptoki`.
     let cases = seeds.iter().map(|&s| (s, "raw"));
