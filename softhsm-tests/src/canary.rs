@@ -154,6 +154,12 @@ impl Rng {
     fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| self.next() as u8).collect()
     }
+
+    /// Between `lo` and `hi` random bytes, kept for the whole test run.
+    fn leaked_bytes(&mut self, lo: usize, hi: usize) -> &'static [u8] {
+        let n = self.range(lo, hi);
+        leak_bytes(self.bytes(n))
+    }
 }
 
 fn leak_str(s: String) -> &'static str {
@@ -206,20 +212,11 @@ impl Canaries {
                 key_label: leak_str(rng.text()),
                 new_label: leak_str(rng.text()),
                 application: leak_str(rng.text()),
-                id: leak_bytes({
-                    let n = rng.range(8, 32);
-                    rng.bytes(n)
-                }),
-                object_value: leak_bytes({
-                    let n = rng.range(8, 64);
-                    rng.bytes(n)
-                }),
+                id: rng.leaked_bytes(8, 32),
+                object_value: rng.leaked_bytes(8, 64),
                 data: leak_bytes(rng.bytes(DATA.len())),
                 key_value: Box::leak(Box::new(key_value)),
-                seed: leak_bytes({
-                    let n = rng.range(8, 32);
-                    rng.bytes(n)
-                }),
+                seed: rng.leaked_bytes(8, 32),
             }
         })
     }
@@ -253,20 +250,11 @@ impl Canaries {
                 key_label,
                 new_label,
                 application,
-                id: leak_bytes({
-                    let n = rng.range(8, 32);
-                    rng.bytes(n)
-                }),
-                object_value: leak_bytes({
-                    let n = rng.range(8, 64);
-                    rng.bytes(n)
-                }),
+                id: rng.leaked_bytes(8, 32),
+                object_value: rng.leaked_bytes(8, 64),
                 data: leak_bytes(rng.bytes(DATA.len())),
                 key_value: Box::leak(Box::new(key_value)),
-                seed: leak_bytes({
-                    let n = rng.range(8, 32);
-                    rng.bytes(n)
-                }),
+                seed: rng.leaked_bytes(8, 32),
             }
         })
     }
