@@ -227,28 +227,8 @@ pub fn run(path: &Path, vendor_path: &Path) {
         "2.40 table NULL entries: {:?}",
         nulls(v2_entries(f2))
     ));
-    let mut vendor_iface: *mut CK_INTERFACE = null_mut();
     let mut v30 = CK_VERSION { major: 3, minor: 0 };
-    // SAFETY: the vendor's own C_GetInterface, directly (not recorded).
-    let rv = unsafe {
-        vendor.get_interface.expect("vendor C_GetInterface")(
-            PKCS11.as_ptr() as *mut _,
-            &mut v30,
-            &mut vendor_iface,
-            0,
-        )
-    };
-    assert_eq!(rv, CKR_OK);
-    // SAFETY: the vendor's 3.0 table.
-    let vendor_f3 = unsafe { &*((*vendor_iface).pFunctionList as *const CK_FUNCTION_LIST_3_0) };
-    let (extra, missing) = differences(v2_entries(&v3_as_v2(f3)), v2_entries(&v3_as_v2(vendor_f3)));
-    let (extra3, missing3) = differences(v3_entries(f3), v3_entries(vendor_f3));
-    fact(format!(
-        "3.0 table, set where the vendor's is NULL: {extra:?} + {extra3:?}"
-    ));
-    fact(format!(
-        "3.0 table, NULL where the vendor's is set: {missing:?} + {missing3:?}"
-    ));
+    compare_with_vendor(&vendor, Some(v30), f3, "3.0 table");
     let mut vendor_f2: *mut CK_FUNCTION_LIST = null_mut();
     // SAFETY: the vendor's own C_GetFunctionList, directly (not recorded).
     assert_eq!(
@@ -342,6 +322,41 @@ pub fn run(path: &Path, vendor_path: &Path) {
 }
 
 /// The 2.40 part of a 3.0 table (its first fields, in the same order).
+/// Prints which entries of `f3` differ from the vendor's own "PKCS 11" table of `version`
+/// (its default with `None`), asked for directly (not recorded), as `label` facts.
+fn compare_with_vendor(
+    vendor: &Module,
+    version: Option<CK_VERSION>,
+    f3: &CK_FUNCTION_LIST_3_0,
+    label: &str,
+) {
+    let mut vendor_iface: *mut CK_INTERFACE = null_mut();
+    let mut version = version;
+    let version_ptr = version
+        .as_mut()
+        .map_or(null_mut(), |v| v as *mut CK_VERSION);
+    // SAFETY: the vendor's own C_GetInterface with valid pointers.
+    let rv = unsafe {
+        vendor.get_interface.expect("vendor C_GetInterface")(
+            PKCS11.as_ptr() as *mut _,
+            version_ptr,
+            &mut vendor_iface,
+            0,
+        )
+    };
+    assert_eq!(rv, CKR_OK);
+    // SAFETY: the vendor's 3.x table, read 3.0-sized.
+    let vendor_f3 = unsafe { &*((*vendor_iface).pFunctionList as *const CK_FUNCTION_LIST_3_0) };
+    let (extra, missing) = differences(v2_entries(&v3_as_v2(f3)), v2_entries(&v3_as_v2(vendor_f3)));
+    let (extra3, missing3) = differences(v3_entries(f3), v3_entries(vendor_f3));
+    fact(format!(
+        "{label}, set where the vendor's is NULL: {extra:?} + {extra3:?}"
+    ));
+    fact(format!(
+        "{label}, NULL where the vendor's is set: {missing:?} + {missing3:?}"
+    ));
+}
+
 fn v3_as_v2(f: &CK_FUNCTION_LIST_3_0) -> CK_FUNCTION_LIST {
     // SAFETY: CK_FUNCTION_LIST_3_0 starts with exactly CK_FUNCTION_LIST's fields.
     unsafe { std::ptr::read(f as *const CK_FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST) }
@@ -526,27 +541,7 @@ pub fn run_v32(path: &Path, vendor_path: &Path) {
         nulls(v2_entries(&v3_as_v2(f3))),
         nulls(v3_entries(f3))
     ));
-    let mut vendor_iface: *mut CK_INTERFACE = null_mut();
-    // SAFETY: the vendor's own C_GetInterface, directly (not recorded): its "PKCS 11" default.
-    let rv = unsafe {
-        vendor.get_interface.expect("vendor C_GetInterface")(
-            PKCS11.as_ptr() as *mut _,
-            null_mut(),
-            &mut vendor_iface,
-            0,
-        )
-    };
-    assert_eq!(rv, CKR_OK);
-    // SAFETY: the vendor's 3.x table, read 3.0-sized.
-    let vendor_f3 = unsafe { &*((*vendor_iface).pFunctionList as *const CK_FUNCTION_LIST_3_0) };
-    let (extra, missing) = differences(v2_entries(&v3_as_v2(f3)), v2_entries(&v3_as_v2(vendor_f3)));
-    let (extra3, missing3) = differences(v3_entries(f3), v3_entries(vendor_f3));
-    fact(format!(
-        "3.0 part, set where the vendor's is NULL: {extra:?} + {extra3:?}"
-    ));
-    fact(format!(
-        "3.0 part, NULL where the vendor's is set: {missing:?} + {missing3:?}"
-    ));
+    compare_with_vendor(&vendor, None, f3, "3.0 part");
 
     // --- Calls through the table obtained by the listed name and version ---
     macro_rules! call {
