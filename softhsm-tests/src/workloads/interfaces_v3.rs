@@ -106,6 +106,17 @@ fn differences(
 }
 
 /// Runs the workload against `path`; `vendor` is the mock (the module itself when direct).
+/// Calls `$f` from `$table`, prints its call line (with an optional tag) and returns its rv.
+macro_rules! call {
+    ($table:expr, $f:ident ( $($a:expr),* $(,)? ) $(; $tag:expr)?) => {{
+        let func = $table.$f.expect(concat!(stringify!($f), " is NULL"));
+        // SAFETY: valid arguments, or deliberately bad handles the module must reject.
+        let rv = unsafe { func($($a),*) };
+        call_line(stringify!($f), rv, None $(.or(Some($tag)))?);
+        rv
+    }};
+}
+
 pub fn run(path: &Path, vendor_path: &Path) {
     let vendor = Module::open(vendor_path);
     let theirs = VendorTables::of(&vendor);
@@ -244,15 +255,6 @@ pub fn run(path: &Path, vendor_path: &Path) {
     ));
 
     // --- Calls through the 3.0 table ---
-    macro_rules! call {
-        ($table:expr, $f:ident ( $($a:expr),* $(,)? ) $(; $tag:expr)?) => {{
-            let func = $table.$f.expect(concat!(stringify!($f), " is NULL"));
-            // SAFETY: valid arguments, or deliberately bad handles the module must reject.
-            let rv = unsafe { func($($a),*) };
-            call_line(stringify!($f), rv, None $(.or(Some($tag)))?);
-            rv
-        }};
-    }
     let mut out: *mut CK_FUNCTION_LIST = null_mut();
     call!(f3, C_GetFunctionList(&mut out));
     fact(format!(
@@ -271,6 +273,18 @@ pub fn run(path: &Path, vendor_path: &Path) {
     let mut count: CK_ULONG = 0;
     call!(f3, C_GetInterfaceList(null_mut(), &mut count); "list=NULL".into());
     fact(format!("interface count {count}"));
+    // The 2.40 table from the same negotiation serves the same session.
+    session_calls(f3, f2);
+
+    // --- The vendor-specific interface ---
+    // SAFETY: the "Vendor MOCK" interface's table is the mock's MockFunctions.
+    ping(unsafe { &*(mock.expect("the vendor interface") as *const MockFunctions) });
+}
+
+/// The calls both workloads make through a negotiated 3.0 table `f3`: initialise, open a
+/// session, `C_LoginUser` (wrong PIN, then the token's), `C_SessionCancel` (good and bad
+/// session), a message-encryption attempt, `C_Logout` through `f2`, close, finalise.
+fn session_calls(f3: &CK_FUNCTION_LIST_3_0, f2: &CK_FUNCTION_LIST) {
     call!(f3, C_Initialize(null_mut()));
     // SAFETY: CK_INFO is plain data.
     let mut info: CK_INFO = unsafe { std::mem::zeroed() };
@@ -303,25 +317,23 @@ pub fn run(path: &Path, vendor_path: &Path) {
     let mut gcm = crate::raw::mech(CKM_AES_GCM);
     call!(f3, C_MessageEncryptInit(session, &mut gcm, 0); mech_tag(CKM_AES_GCM));
     call!(f3, C_MessageEncryptFinal(session));
-    // The 2.40 table from the same negotiation serves the same session.
     call!(f2, C_Logout(session));
     call!(f3, C_CloseSession(session));
     call!(f3, C_Finalize(null_mut()));
+}
 
-    // --- The vendor-specific interface ---
-    let mock = mock.expect("the vendor interface") as *const MockFunctions;
+/// Calls the mock's vendor-specific `MOCK_Ping` through its own interface table.
+fn ping(mock: &MockFunctions) {
     let mut answer: CK_ULONG = 0;
-    // SAFETY: the mock's vendor table and a valid out-pointer.
-    let rv = unsafe { ((*mock).ping)(&mut answer) };
+    // SAFETY: the mock's own function and a valid out-pointer.
+    let rv = unsafe { (mock.ping)(&mut answer) };
     call_line("MOCK_Ping", rv, None);
     fact(format!(
         "version {}.{} answer {answer:#x}",
-        unsafe { (*mock).version.major },
-        unsafe { (*mock).version.minor }
+        mock.version.major, mock.version.minor
     ));
 }
 
-/// The 2.40 part of a 3.0 table (its first fields, in the same order).
 /// Prints which entries of `f3` differ from the vendor's own "PKCS 11" table of `version`
 /// (its default with `None`), asked for directly (not recorded), as `label` facts.
 fn compare_with_vendor(
@@ -357,6 +369,7 @@ fn compare_with_vendor(
     ));
 }
 
+/// The 2.40 part of a 3.0 table (its first fields, in the same order).
 fn v3_as_v2(f: &CK_FUNCTION_LIST_3_0) -> CK_FUNCTION_LIST {
     // SAFETY: CK_FUNCTION_LIST_3_0 starts with exactly CK_FUNCTION_LIST's fields.
     unsafe { std::ptr::read(f as *const CK_FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST) }
@@ -544,22 +557,13 @@ pub fn run_v32(path: &Path, vendor_path: &Path) {
     compare_with_vendor(&vendor, None, f3, "3.0 part");
 
     // --- Calls through the table obtained by the listed name and version ---
-    macro_rules! call {
-        ($f:ident ( $($a:expr),* $(,)? ) $(; $tag:expr)?) => {{
-            let func = f3.$f.expect(concat!(stringify!($f), " is NULL"));
-            // SAFETY: valid arguments, or deliberately bad handles the module must reject.
-            let rv = unsafe { func($($a),*) };
-            call_line(stringify!($f), rv, None $(.or(Some($tag)))?);
-            rv
-        }};
-    }
     let mut iface: *mut CK_INTERFACE = null_mut();
     let mut label = listed
         .iter()
         .find(|l| l.0 == PKCS11)
         .map(|l| l.1)
         .expect("a listed \"PKCS 11\" interface");
-    call!(C_GetInterface(PKCS11.as_ptr() as *mut _, &mut label, &mut iface, 0);
+    call!(f3, C_GetInterface(PKCS11.as_ptr() as *mut _, &mut label, &mut iface, 0);
         format!("name=PKCS_11 version={}.{}", label.major, label.minor));
     fact(format!(
         "is the same table: {}",
@@ -567,53 +571,15 @@ pub fn run_v32(path: &Path, vendor_path: &Path) {
         std::ptr::eq(unsafe { (*iface).pFunctionList } as *const c_void, table)
     ));
     let mut count: CK_ULONG = 0;
-    call!(C_GetInterfaceList(null_mut(), &mut count); "list=NULL".into());
+    call!(f3, C_GetInterfaceList(null_mut(), &mut count); "list=NULL".into());
     fact(format!("interface count {count}"));
-    call!(C_Initialize(null_mut()));
-    // SAFETY: CK_INFO is plain data.
-    let mut info: CK_INFO = unsafe { std::mem::zeroed() };
-    call!(C_GetInfo(&mut info));
-    fact(format!("manufacturer {}", text(&info.manufacturerID)));
-    let mut slots = [0 as CK_SLOT_ID; 8];
-    let mut n = slots.len() as CK_ULONG;
-    call!(C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n));
-    let mut session: CK_SESSION_HANDLE = 0;
-    call!(C_OpenSession(
-        slots[0],
-        CKF_SERIAL_SESSION | CKF_RW_SESSION,
-        null_mut(),
-        None,
-        &mut session
-    ));
-    let mut user = b"alice".to_vec();
-    let (user_ptr, user_len) = (user.as_mut_ptr(), user.len() as CK_ULONG);
-    for pin in [b"not-the-pin".as_slice(), canary::get().user_pin.as_bytes()] {
-        let mut pin = pin.to_vec();
-        let (pin_ptr, pin_len) = (pin.as_mut_ptr(), pin.len() as CK_ULONG);
-        call!(C_LoginUser(session, CKU_USER, pin_ptr, pin_len, user_ptr, user_len); user_tag(CKU_USER));
-    }
-    call!(C_SessionCancel(session, CKF_FIND_OBJECTS));
-    call!(C_SessionCancel(BAD_SESSION, CKF_FIND_OBJECTS));
-    let mut gcm = crate::raw::mech(CKM_AES_GCM);
-    call!(C_MessageEncryptInit(session, &mut gcm, 0); mech_tag(CKM_AES_GCM));
-    call!(C_MessageEncryptFinal(session));
-    call!(C_Logout(session));
-    call!(C_CloseSession(session));
-    call!(C_Finalize(null_mut()));
+    session_calls(f3, &v3_as_v2(f3));
 
     // --- The vendor-specific interface ---
     let (_, _, _, mock) = *listed
         .iter()
         .find(|l| l.0 == VENDOR_INTERFACE)
         .expect("the vendor interface listed");
-    let mock = mock as *const MockFunctions;
-    let mut answer: CK_ULONG = 0;
-    // SAFETY: the mock's vendor table and a valid out-pointer.
-    let rv = unsafe { ((*mock).ping)(&mut answer) };
-    call_line("MOCK_Ping", rv, None);
-    fact(format!(
-        "version {}.{} answer {answer:#x}",
-        unsafe { (*mock).version.major },
-        unsafe { (*mock).version.minor }
-    ));
+    // SAFETY: the "Vendor MOCK" interface's table is the mock's MockFunctions.
+    ping(unsafe { &*(mock as *const MockFunctions) });
 }
